@@ -1,0 +1,49 @@
+# The two commands: `make demo` (the main job) and `make test` (the whole suite). Each does its own set-up.
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/local/go/bin
+
+.PHONY: help bootstrap test lint unit demo stack-up stack-down stack-status bench-worker bench-operator \
+        bench-simulator manifests clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+bootstrap: ## install Debian packages, the virtualenv and the Go-built binaries (skips what is there)
+	@scripts/bootstrap.sh
+
+lint: bootstrap ## ruff, mypy --strict and the import rules
+	$(VENV)/bin/ruff check common operator worker devstack tests benchmarks
+	$(VENV)/bin/ruff format --check common operator worker devstack tests benchmarks
+	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker
+	$(VENV)/bin/lint-imports
+
+test: lint ## everything: lint, then the whole pytest suite against the real local stack
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: bootstrap ## the main job: stack, chart, operator, two QueueConsumers, a burst, live view, summary
+	$(PY) -m qc_demo $(DEMO_ARGS)
+
+stack-up: bootstrap ## start the local stack in the background and print how to reach it
+	$(PY) -m devstack up
+
+stack-down: ## stop the local stack
+	$(PY) -m devstack down
+
+stack-status: ## what is running
+	$(PY) -m devstack status
+
+bench-worker: bootstrap ## worker throughput and memory, side by side with the references
+	$(PY) benchmarks/bench_worker.py
+
+bench-operator: bootstrap ## 500 QueueConsumers: operator CPU, RSS, API writes, reaction time
+	$(PY) benchmarks/bench_operator.py
+
+bench-simulator: bootstrap ## the checked-in traces through our scaler and KEDA + HPA defaults
+	$(PY) benchmarks/bench_simulator.py
+
+manifests: bootstrap ## regenerate manifests/ from the Helm chart
+	$(PY) -m devstack.manifests
+
+clean:
+	rm -rf .stack out .mypy_cache .ruff_cache .pytest_cache

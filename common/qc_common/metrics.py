@@ -1,0 +1,41 @@
+"""Prometheus metric names: exported by the workers and the operator, read by the operator, dashboards, alerts.
+
+Names follow Prometheus conventions: one prefix per side, base units (seconds, ratios 0-1), counters end in
+`_total`. Label values are low-cardinality (source kind, task name, reason, namespace, consumer name).
+"""
+
+from typing import Final
+
+WORKER_PREFIX: Final = "qc_worker"
+OPERATOR_PREFIX: Final = "qc_operator"
+
+# --- worker (data plane) ---
+WORKER_MESSAGES_RECEIVED: Final = f"{WORKER_PREFIX}_messages_received_total"
+WORKER_MESSAGES_ACKED: Final = f"{WORKER_PREFIX}_messages_acked_total"
+WORKER_MESSAGES_NACKED: Final = f"{WORKER_PREFIX}_messages_nacked_total"
+WORKER_MESSAGES_RETRIED: Final = f"{WORKER_PREFIX}_messages_retried_total"
+WORKER_MESSAGES_DEAD_LETTERED: Final = f"{WORKER_PREFIX}_messages_dead_lettered_total"  # label: reason
+WORKER_TASKS_FAILED: Final = f"{WORKER_PREFIX}_tasks_failed_total"  # label: reason
+WORKER_TIME_LIMIT_KILLS: Final = f"{WORKER_PREFIX}_time_limit_kills_total"
+WORKER_LEASE_EXTENSIONS: Final = f"{WORKER_PREFIX}_lease_extensions_total"
+WORKER_TASKS_IN_FLIGHT: Final = f"{WORKER_PREFIX}_tasks_in_flight"
+WORKER_CAPACITY: Final = f"{WORKER_PREFIX}_capacity_tasks"
+WORKER_BUSY_RATIO: Final = f"{WORKER_PREFIX}_busy_ratio"
+WORKER_TASK_DURATION: Final = f"{WORKER_PREFIX}_task_duration_seconds"  # histogram
+WORKER_RECEIVE_TO_ACK: Final = f"{WORKER_PREFIX}_receive_to_ack_seconds"  # histogram
+WORKER_LAST_SUCCESS: Final = f"{WORKER_PREFIX}_last_success_timestamp_seconds"
+
+# --- operator (control plane); labels: namespace, consumer ---
+OPERATOR_BACKLOG: Final = f"{OPERATOR_PREFIX}_backlog_messages"
+OPERATOR_OLDEST_MESSAGE_AGE: Final = f"{OPERATOR_PREFIX}_oldest_message_age_seconds"
+OPERATOR_DESIRED_REPLICAS: Final = f"{OPERATOR_PREFIX}_desired_replicas"
+OPERATOR_CURRENT_REPLICAS: Final = f"{OPERATOR_PREFIX}_current_replicas"
+OPERATOR_READY_REPLICAS: Final = f"{OPERATOR_PREFIX}_ready_replicas"
+OPERATOR_MAX_REPLICAS: Final = f"{OPERATOR_PREFIX}_max_replicas"
+OPERATOR_THROUGHPUT: Final = f"{OPERATOR_PREFIX}_throughput_messages_per_second"
+OPERATOR_SCALE_EVENTS: Final = f"{OPERATOR_PREFIX}_scale_events_total"  # label: direction
+OPERATOR_SOURCE_ERRORS: Final = f"{OPERATOR_PREFIX}_source_errors_total"  # label: source
+OPERATOR_SOURCE_LATENCY: Final = f"{OPERATOR_PREFIX}_source_request_duration_seconds"  # histogram
+OPERATOR_RECONCILES: Final = f"{OPERATOR_PREFIX}_reconciles_total"  # label: result
+OPERATOR_FALLBACK_ACTIVE: Final = f"{OPERATOR_PREFIX}_fallback_active"
+OPERATOR_PAUSED: Final = f"{OPERATOR_PREFIX}_paused"

@@ -1,0 +1,27 @@
+"""Environment variables the operator sets on worker containers and the worker reads at start-up.
+
+Each worker setting is also a `qc-worker` flag; the variable is the flag's name upper-cased with a `QC_`
+prefix. Names only: defaults and parsing belong to `qc_worker.settings`.
+"""
+
+from typing import Final
+
+TASK: Final = "QC_TASK"  # "package.module:function"
+SOURCE: Final = "QC_SOURCE"  # "pubsub" | "rabbitmq"
+CONCURRENCY: Final = "QC_CONCURRENCY"  # tasks in flight per pod
+TASK_TIME_LIMIT_SECONDS: Final = "QC_TASK_TIME_LIMIT_SECONDS"
+MAX_DELIVERY_ATTEMPTS: Final = "QC_MAX_DELIVERY_ATTEMPTS"
+DRAIN_GRACE_SECONDS: Final = "QC_DRAIN_GRACE_SECONDS"
+METRICS_PORT: Final = "QC_METRICS_PORT"
+LOG_LEVEL: Final = "QC_LOG_LEVEL"
+
+PUBSUB_PROJECT: Final = "QC_PUBSUB_PROJECT"
+PUBSUB_SUBSCRIPTION: Final = "QC_PUBSUB_SUBSCRIPTION"
+PUBSUB_DEAD_LETTER_TOPIC: Final = "QC_PUBSUB_DEAD_LETTER_TOPIC"
+
+RABBITMQ_URL: Final = "QC_RABBITMQ_URL"  # from a Secret, never logged
+RABBITMQ_QUEUE: Final = "QC_RABBITMQ_QUEUE"
+RABBITMQ_DEAD_LETTER_EXCHANGE: Final = "QC_RABBITMQ_DEAD_LETTER_EXCHANGE"
+
+# Set by the Pub/Sub client libraries themselves; passed through for emulators.
+PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"

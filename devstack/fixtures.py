@@ -1,0 +1,93 @@
+"""Session-scoped pytest fixtures for the local stack, registered by tests/conftest.py.
+
+Each service starts the first time a test asks for it and stops at the end of the session. When a test
+fails, the tails of the logs of every service started so far are attached to its report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import binaries
+from devstack.kube import KubeControlPlane
+from devstack.process import log_tail
+from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
+
+_started: list[KubeControlPlane | RabbitMQ | PubSubEmulator | Prometheus] = []
+
+
+@pytest.fixture(scope="session")
+def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def kube(stack_dir: Path) -> Iterator[KubeControlPlane]:
+    """A real etcd + kube-apiserver + kube-controller-manager; `kube.admin_kubeconfig` is cluster-admin."""
+    plane = KubeControlPlane(stack_dir / "kube")
+    _started.append(plane)
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(stack_dir: Path) -> Iterator[RabbitMQ]:
+    broker = RabbitMQ(stack_dir / "rabbitmq")
+    _started.append(broker)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator(stack_dir: Path) -> Iterator[PubSubEmulator]:
+    """The Pub/Sub emulator; point clients at it with PUBSUB_EMULATOR_HOST=pubsub_emulator.host."""
+    emulator = PubSubEmulator(stack_dir / "pubsub")
+    _started.append(emulator)
+    try:
+        emulator.start()
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(stack_dir: Path) -> Iterator[Prometheus]:
+    server = Prometheus(stack_dir / "prometheus")
+    _started.append(server)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    return binaries.ensure_built(binaries.HELM)["helm"]
+
+
+@pytest.fixture
+def pubsub_env(pubsub_emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch) -> PubSubEmulator:
+    """Points google-cloud-pubsub in this process (and children) at the emulator."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator.host)
+    return pubsub_emulator
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and not os.environ.get("QC_NO_SERVICE_LOGS"):
+        for service in _started:
+            for path in service.log_paths():
+                report.sections.append((f"service log {path.name}", log_tail(path, 3000)))

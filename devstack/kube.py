@@ -1,0 +1,195 @@
+"""A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager.
+
+The controller-manager runs the garbage collector (ownerReferences) and the Deployment and ReplicaSet
+controllers, so a Deployment gets a ReplicaSet and Pods (Pending: there is no kubelet or scheduler; the
+end-to-end runner stands in for the kubelet). Authentication is by static tokens (an admin in
+`system:masters`) and by ServiceAccount tokens, authorization by RBAC, as in a real cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from devstack import binaries
+from devstack.process import ManagedProcess, free_port
+
+ADMIN_USER = "qc-admin"
+START_TIMEOUT_SECONDS = 90.0
+SERVICE_ACCOUNT_TOKEN_SECONDS = 24 * 3600
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certificates(directory: Path) -> None:
+    """A self-signed serving certificate for 127.0.0.1/localhost and the service-account signing key pair."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        "-keyout", str(directory / "serving.key"), "-out", str(directory / "serving.crt"),
+        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    )  # fmt: skip
+    _openssl("genrsa", "-out", str(directory / "sa.key"), "2048")
+    _openssl("rsa", "-in", str(directory / "sa.key"), "-pubout", "-out", str(directory / "sa.pub"))
+
+
+def write_kubeconfig(path: Path, server: str, ca_file: Path, user: str, token: str, namespace: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user, "namespace": namespace}}],
+        "current-context": "local",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class KubeControlPlane:
+    """etcd + kube-apiserver + kube-controller-manager sharing one state directory."""
+
+    directory: Path
+    processes: list[ManagedProcess] = field(default_factory=list)
+    api_port: int = 0
+    admin_token: str = ""
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "pki" / "serving.crt"
+
+    @property
+    def admin_kubeconfig(self) -> Path:
+        return self.directory / "admin.kubeconfig"
+
+    def start(self) -> None:
+        tools = binaries.ensure_built(binaries.KUBE_APISERVER, binaries.KUBE_CONTROLLER_MANAGER)
+        etcd = shutil.which("etcd")
+        if etcd is None:
+            raise RuntimeError("etcd is not installed: run scripts/bootstrap.sh (Debian package etcd-server)")
+        pki = self.directory / "pki"
+        make_certificates(pki)
+        self.admin_token = subprocess.run(
+            ["openssl", "rand", "-hex", "24"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        (pki / "tokens.csv").write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
+
+        etcd_port, etcd_peer_port = free_port(), free_port()
+        self._launch(
+            "etcd",
+            [
+                etcd, "--name", "qc-test", "--data-dir", str(self.directory / "etcd"),
+                "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer_port}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer_port}",
+                "--initial-cluster", f"qc-test=http://127.0.0.1:{etcd_peer_port}",
+                "--unsafe-no-fsync",
+            ],
+            lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"),
+        )  # fmt: skip
+        self.api_port = free_port()
+        self._launch(
+            "kube-apiserver",
+            [
+                str(tools["kube-apiserver"]),
+                "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
+                "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+                "--secure-port", str(self.api_port),
+                "--tls-cert-file", str(pki / "serving.crt"), "--tls-private-key-file", str(pki / "serving.key"),
+                "--client-ca-file", str(pki / "serving.crt"),
+                "--token-auth-file", str(pki / "tokens.csv"),
+                "--authorization-mode", "RBAC",
+                "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file", str(pki / "sa.pub"),
+                "--service-account-signing-key-file", str(pki / "sa.key"),
+                "--service-cluster-ip-range", "10.96.0.0/16",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+            ],
+            lambda: self._readyz(),
+        )  # fmt: skip
+        write_kubeconfig(self.admin_kubeconfig, self.server, self.ca_file, ADMIN_USER, self.admin_token, "default")
+        self._launch(
+            "kube-controller-manager",
+            [
+                str(tools["kube-controller-manager"]),
+                "--kubeconfig", str(self.admin_kubeconfig),
+                "--authentication-kubeconfig", str(self.admin_kubeconfig),
+                "--authorization-kubeconfig", str(self.admin_kubeconfig),
+                "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+                "--leader-elect=false",
+                "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+                "--service-account-private-key-file", str(pki / "sa.key"),
+                "--root-ca-file", str(pki / "serving.crt"),
+                "--use-service-account-credentials=false",
+                "--concurrent-gc-syncs", "5",
+            ],
+            lambda: self._default_service_account_exists(),
+        )  # fmt: skip
+
+    def _launch(self, name: str, argv: list[str], is_ready: object) -> None:
+        process = ManagedProcess(name, argv, self.directory / "logs" / f"{name}.log")
+        process.start()
+        self.processes.append(process)
+        process.wait_ready(is_ready, START_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+
+    def _get(self, path: str) -> bytes:
+        return self._request("GET", path)
+
+    def _request(self, method: str, path: str, body: object | None = None) -> bytes:
+        """An admin call to the apiserver, without kubectl (the stack must not depend on it)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        request = urllib.request.Request(
+            self.server + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=context, timeout=5) as response:
+            return bytes(response.read())
+
+    def _readyz(self) -> bool:
+        return self._get("/readyz") == b"ok"
+
+    def _default_service_account_exists(self) -> bool:
+        # The controller-manager's service-account controller creates it: proof that its controllers run.
+        body = json.loads(self._get("/api/v1/namespaces/default/serviceaccounts/default"))
+        return bool(body.get("metadata", {}).get("name") == "default")
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig that acts as ServiceAccount `namespace/name` (which must exist), for RBAC tests."""
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": SERVICE_ACCOUNT_TOKEN_SECONDS}}
+        path_ = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
+        token = str(json.loads(self._request("POST", path_, request))["status"]["token"])
+        path = self.directory / f"sa-{namespace}-{name}.kubeconfig"
+        return write_kubeconfig(path, self.server, self.ca_file, f"{namespace}-{name}", token, namespace)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def log_paths(self) -> list[Path]:
+        return [p.log_path for p in self.processes]
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)

@@ -1,0 +1,122 @@
+"""One managed child process: started with its log in a file, checked for readiness, stopped by group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+READY_POLL_INTERVAL_SECONDS = 0.2
+STOP_GRACE_SECONDS = 10.0
+LOG_TAIL_BYTES = 6000
+
+
+class ServiceStartError(RuntimeError):
+    """A service did not become ready in time; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_tail(path: Path, limit_bytes: int = LOG_TAIL_BYTES) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    data = path.read_bytes()[-limit_bytes:]
+    return data.decode("utf-8", errors="replace")
+
+
+class ManagedProcess:
+    """A child in its own process group, so stopping it also stops whatever it spawned (e.g. Java, Erlang)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        self.env = dict(os.environ, **(env or {}))
+        self.cwd = cwd
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, is_ready: Callable[[], bool], timeout_seconds: float) -> None:
+        """Poll `is_ready` until it holds; raise with the log if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise ServiceStartError(
+                    f"{self.name} exited with code {self.popen.returncode} before it was ready; "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            with contextlib.suppress(Exception):
+                if is_ready():
+                    return
+            time.sleep(READY_POLL_INTERVAL_SECONDS)
+        self.stop()
+        raise ServiceStartError(
+            f"{self.name} was not ready within {timeout_seconds:.0f} s; log {self.log_path}:\n"
+            f"{log_tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        if self.popen is None:
+            return
+        stop_process_group(self.popen.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=1)
+        self.popen = None
+
+
+def stop_process_group(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM the group led by `pid`, then SIGKILL whatever is left after the grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,3 @@
+"""Root fixtures: the local stack (devstack.fixtures) for every test folder."""
+
+pytest_plugins = ["devstack.fixtures"]

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package tools records the Kubernetes commands built for the local stack so `go mod tidy` keeps them.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
