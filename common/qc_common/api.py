@@ -35,3 +35,6 @@ SPEC_HASH_ANNOTATION: Final = f"{GROUP}/spec-hash"
 WORKER_METRICS_PORT_NAME: Final = "metrics"
 WORKER_METRICS_PORT: Final = 9100
 WORKER_METRICS_PATH: Final = "/metrics"
+# Optional pod annotation overriding the port the operator scrapes a worker's metrics on. Real pods never
+# need it (each pod has its own IP); the local kubelet stand-in runs every worker on 127.0.0.1 and sets it.
+METRICS_PORT_ANNOTATION: Final = f"{GROUP}/metrics-port"
