@@ -15,14 +15,14 @@ bootstrap: ## install Debian packages, the virtualenv and the Go-built binaries 
 lint: bootstrap ## ruff, mypy --strict and the import rules
 	$(VENV)/bin/ruff check common operator worker devstack tests benchmarks
 	$(VENV)/bin/ruff format --check common operator worker devstack tests benchmarks
-	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker
+	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack
 	$(VENV)/bin/lint-imports
 
 test: lint ## everything: lint, then the whole pytest suite against the real local stack
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 demo: bootstrap ## the main job: stack, chart, operator, two QueueConsumers, a burst, live view, summary
-	$(PY) -m qc_demo $(DEMO_ARGS)
+	$(PY) -m devstack.demo $(DEMO_ARGS)
 
 stack-up: bootstrap ## start the local stack in the background and print how to reach it
 	$(PY) -m devstack up

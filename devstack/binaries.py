@@ -1,4 +1,4 @@
-"""Go-built binaries of the local stack (kube-apiserver, kube-controller-manager, helm), built once and cached.
+"""Go-built binaries of the local stack (kube-apiserver, kube-controller-manager, helm), built once, cached.
 
 Versions are pinned in one place each: `tools/kube/go.mod` and `tools/helm/go.mod`. Binaries land in
 `$QC_CACHE_DIR/bin/<module>@<version>/` (default `~/.cache/queue-consumer-operator`, outside the work tree,
@@ -67,7 +67,9 @@ def ensure_built(*tools: GoTool) -> dict[str, Path]:
     for tools_dir, missing in missing_by_dir.items():
         out_dir = binary_path(missing[0]).parent
         out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"building {', '.join(t.binary for t in missing)} into {out_dir} (cached afterwards)", flush=True)
+        print(
+            f"building {', '.join(t.binary for t in missing)} into {out_dir} (cached afterwards)", flush=True
+        )
         subprocess.run(
             [go, "build", "-ldflags", "-s -w", "-o", f"{out_dir}/", *(t.package for t in missing)],
             cwd=tools_dir,

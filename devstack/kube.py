@@ -48,7 +48,9 @@ def write_kubeconfig(path: Path, server: str, ca_file: Path, user: str, token: s
         "kind": "Config",
         "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user, "namespace": namespace}}],
+        "contexts": [
+            {"name": "local", "context": {"cluster": "local", "user": user, "namespace": namespace}}
+        ],
         "current-context": "local",
     }
     path.write_text(yaml.safe_dump(config))
@@ -111,7 +113,8 @@ class KubeControlPlane:
                 "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
                 "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
                 "--secure-port", str(self.api_port),
-                "--tls-cert-file", str(pki / "serving.crt"), "--tls-private-key-file", str(pki / "serving.key"),
+                "--tls-cert-file", str(pki / "serving.crt"),
+                "--tls-private-key-file", str(pki / "serving.key"),
                 "--client-ca-file", str(pki / "serving.crt"),
                 "--token-auth-file", str(pki / "tokens.csv"),
                 "--authorization-mode", "RBAC",
@@ -124,7 +127,9 @@ class KubeControlPlane:
             ],
             lambda: self._readyz(),
         )  # fmt: skip
-        write_kubeconfig(self.admin_kubeconfig, self.server, self.ca_file, ADMIN_USER, self.admin_token, "default")
+        write_kubeconfig(
+            self.admin_kubeconfig, self.server, self.ca_file, ADMIN_USER, self.admin_token, "default"
+        )
         self._launch(
             "kube-controller-manager",
             [
@@ -174,8 +179,11 @@ class KubeControlPlane:
 
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig that acts as ServiceAccount `namespace/name` (which must exist), for RBAC tests."""
-        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                   "spec": {"expirationSeconds": SERVICE_ACCOUNT_TOKEN_SECONDS}}
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": SERVICE_ACCOUNT_TOKEN_SECONDS},
+        }
         path_ = f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
         token = str(json.loads(self._request("POST", path_, request))["status"]["token"])
         path = self.directory / f"sa-{namespace}-{name}.kubeconfig"

@@ -47,11 +47,10 @@ class RabbitMQ:
         self.amqp_port, self.management_port, self.prometheus_port = free_port(), free_port(), free_port()
         config = self.directory / "rabbitmq.conf"
         config.write_text(
-            "listeners.tcp.default = 127.0.0.1:%d\n"
-            "management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n"
-            "prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = %d\n"
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+            f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
             "collect_statistics_interval = 1000\nloopback_users = none\n"
-            % (self.amqp_port, self.management_port, self.prometheus_port)
         )
         plugins = self.directory / "enabled_plugins"
         plugins.write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
@@ -130,7 +129,9 @@ class PubSubEmulator:
     def start(self) -> None:
         launcher = gcloud_sdk_root() / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
         if not launcher.exists():
-            raise RuntimeError(f"the Pub/Sub emulator is missing at {launcher} (google-cloud-cli-pubsub-emulator)")
+            raise RuntimeError(
+                f"the Pub/Sub emulator is missing at {launcher} (google-cloud-cli-pubsub-emulator)"
+            )
         self.port = free_port()
         self.process = ManagedProcess(
             "pubsub-emulator",
@@ -169,7 +170,9 @@ class Prometheus:
     def start(self, rule_files: list[Path] | None = None) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
-            raise RuntimeError("prometheus is not installed: run scripts/bootstrap.sh (Debian package prometheus)")
+            raise RuntimeError(
+                "prometheus is not installed: run scripts/bootstrap.sh (Debian package prometheus)"
+            )
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         interval = f"{self.scrape_interval_seconds:g}s"
         config = {
@@ -178,7 +181,9 @@ class Prometheus:
             "scrape_configs": [
                 {
                     "job_name": "tests",
-                    "file_sd_configs": [{"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}],
+                    "file_sd_configs": [
+                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "1s"}
+                    ],
                 }
             ],
         }
@@ -194,7 +199,9 @@ class Prometheus:
             self.directory / "prometheus.log",
         )  # fmt: skip
         self.process.start()
-        self.process.wait_ready(lambda: _get(f"{self.url}/-/ready").startswith(b"Prometheus"), START_TIMEOUT_SECONDS)
+        self.process.wait_ready(
+            lambda: _get(f"{self.url}/-/ready").startswith(b"Prometheus"), START_TIMEOUT_SECONDS
+        )
 
     def add_target(self, name: str, address: str, labels: dict[str, str] | None = None) -> None:
         """Scrape `address` (host:port, path /metrics) from now on; `labels` are attached to its series."""

@@ -11,7 +11,7 @@ SINGULAR: Final = "queueconsumer"
 SHORT_NAME: Final = "qc"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
-# Labels on every object the operator owns, and on the worker pods (the Deployment's selector uses CONSUMER_LABEL).
+# Labels on every object the operator owns and on the worker pods; the Deployment selects on CONSUMER_LABEL.
 CONSUMER_LABEL: Final = f"{GROUP}/consumer"
 COMPONENT_LABEL: Final = "app.kubernetes.io/component"
 WORKER_COMPONENT: Final = "worker"

@@ -1,4 +1,4 @@
-"""Prometheus metric names: exported by the workers and the operator, read by the operator, dashboards, alerts.
+"""Prometheus metric names: exported by workers and operator; read by the operator, dashboards and alerts.
 
 Names follow Prometheus conventions: one prefix per side, base units (seconds, ratios 0-1), counters end in
 `_total`. Label values are low-cardinality (source kind, task name, reason, namespace, consumer name).
