@@ -38,7 +38,12 @@ def up() -> dict[str, Any]:
     rabbitmq = RabbitMQ(STACK_DIR / "rabbitmq")
     pubsub = PubSubEmulator(STACK_DIR / "pubsub")
     prometheus = Prometheus(STACK_DIR / "prometheus")
-    services = [kube, rabbitmq, pubsub, prometheus]
+    services: list[KubeControlPlane | RabbitMQ | PubSubEmulator | Prometheus] = [
+        kube,
+        rabbitmq,
+        pubsub,
+        prometheus,
+    ]
     try:
         for service in services:
             service.start()
