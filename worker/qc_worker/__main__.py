@@ -1,11 +1,99 @@
-"""Command line entry point: `qc-worker`."""
+"""`qc-worker`: read the settings, wire the runtime, serve metrics, run until SIGTERM, exit 0 once drained."""
 
-import argparse
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
+from qc_worker.metrics import WorkerMetrics
+from qc_worker.runtime import Runtime
+from qc_worker.server import build_app, start_server
+from qc_worker.settings import SettingsError, WorkerSettings, from_args
+from qc_worker.sources.base import Source
+from qc_worker.tasks import TaskLoadError, TaskSpec, load_task, with_defaults
+
+log = logging.getLogger("qc_worker")
+RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 1800
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def build_source(settings: WorkerSettings) -> Source:
+    if settings.source == "pubsub":
+        from qc_worker.sources.pubsub import PubSubSource
+
+        return PubSubSource(
+            settings.pubsub_project, settings.pubsub_subscription, settings.pubsub_dead_letter_topic
+        )
+    from qc_worker.sources.rabbitmq import RabbitMQSource
+
+    return RabbitMQSource(
+        settings.rabbitmq_url,
+        settings.rabbitmq_queue,
+        settings.rabbitmq_dead_letter_exchange,
+        settings.concurrency,
+    )
+
+
+def build_executor(task: TaskSpec, concurrency: int) -> Executor:
+    if task.kind == "async":
+        return AsyncExecutor()
+    processes = math.ceil(concurrency / (task.options.batch_size or 1))
+    return ProcessExecutor(processes)
+
+
+async def serve(settings: WorkerSettings, task: TaskSpec) -> None:
+    metrics = WorkerMetrics(settings.source, task.name, settings.concurrency)
+    runtime = Runtime(
+        settings, task, build_source(settings), build_executor(task, settings.concurrency), metrics
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runtime.request_stop)
+    server = await start_server(build_app(metrics.registry, lambda: runtime.ready), settings.metrics_port)
+    try:
+        await runtime.run()
+    finally:
+        await server.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qc-worker")
-    parser.parse_args(argv)
+    try:
+        settings = from_args(argv)
+    except SettingsError as error:
+        print(f"qc-worker: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    sys.path.insert(0, os.getcwd())  # let "module:function" name a module in the working directory
+    try:
+        task = with_defaults(
+            load_task(settings.task), settings.task_time_limit_seconds, settings.max_delivery_attempts
+        )
+    except TaskLoadError as error:
+        log.error("cannot load the task: %s", error)
+        return 2
+    if (
+        settings.source == "rabbitmq"
+        and (task.options.time_limit_seconds or 0) >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS
+    ):
+        log.warning(
+            "the task time limit reaches RabbitMQ's default consumer_timeout (30 min): raise it on the broker"
+        )
+    log.info("starting", extra={"task": task.name, "kind": task.kind, "source": settings.source,
+                                "concurrency": settings.concurrency})  # fmt: skip
+    asyncio.run(serve(settings, task))
+    log.info("stopped")
     return 0
 
 

@@ -1,0 +1,157 @@
+"""The runtime's loop with the in-memory source: window, ack on success, retry, dead letter, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+import pytest
+import worker_tasks
+
+from qc_worker.executors import AsyncExecutor, ProcessExecutor
+from qc_worker.metrics import WorkerMetrics
+from qc_worker.runtime import Runtime, retry_delay_seconds
+from qc_worker.settings import WorkerSettings
+from qc_worker.sources.memory import MemorySource
+from qc_worker.tasks import TaskSpec, load_task, with_defaults
+
+
+def make_runtime(
+    task_ref: str, source: MemorySource, concurrency: int = 4, **overrides: Any
+) -> tuple[Runtime, WorkerMetrics]:
+    settings = WorkerSettings(task=task_ref, source="rabbitmq", concurrency=concurrency, **overrides)
+    spec: TaskSpec = with_defaults(
+        load_task(task_ref), settings.task_time_limit_seconds, settings.max_delivery_attempts
+    )
+    executor = AsyncExecutor() if spec.kind == "async" else ProcessExecutor(concurrency)
+    metrics = WorkerMetrics("memory", task_ref, concurrency)
+    return Runtime(settings, spec, source, executor, metrics), metrics
+
+
+def sample(metrics: WorkerMetrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(
+        name, {"source": "memory", "task": metrics.labels["task"], **labels}
+    )
+    return value or 0.0
+
+
+async def run_until(runtime: Runtime, condition: Any, timeout_seconds: float = 20) -> None:
+    running = asyncio.create_task(runtime.run())
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        assert not running.done(), running.exception()
+        await asyncio.sleep(0.01)
+    runtime.request_stop()
+    await asyncio.wait_for(running, 30)
+
+
+def body(i: int, **extra: Any) -> bytes:
+    return json.dumps({"id": i, **extra}).encode()
+
+
+async def test_window_keeps_n_in_flight_and_refills_without_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = MemorySource()
+    in_flight, peak = 0, 0
+
+    async def tracked(message: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        # One slow task must not hold back the others (no rounds): message 0 takes 10x longer.
+        await asyncio.sleep(0.5 if message.json()["id"] == 0 else 0.05)
+        in_flight -= 1
+
+    monkeypatch.setattr(worker_tasks, "noop_async", tracked)
+    runtime, metrics = make_runtime("worker_tasks:noop_async", source, concurrency=4)
+    for i in range(20):
+        source.put(body(i))
+    started = time.monotonic()
+    await run_until(runtime, lambda: len(source.acked) == 20)
+    elapsed = time.monotonic() - started
+    assert peak == 4
+    # Rounds would take 5 rounds x 0.5 s; a continuous window finishes the 19 short ones beside the slow one.
+    assert elapsed < 1.5, f"took {elapsed:.2f} s: the window waited for the slowest task"
+    assert sample(metrics, "qc_worker_messages_acked_total") == 20
+    assert sample(metrics, "qc_worker_messages_received_total") == 20
+    assert sample(metrics, "qc_worker_tasks_in_flight") == 0
+
+
+async def test_failure_is_retried_with_backoff_then_dead_lettered_with_its_reason() -> None:
+    source = MemorySource()
+    runtime, metrics = make_runtime("worker_tasks:work_async", source, max_delivery_attempts=3)
+    source.put(body(7, fail="always"))
+    await run_until(runtime, lambda: len(source.dead_letters) == 1)
+    assert [delay > 0 for _, delay in source.retried] == [True, True]
+    dead = source.dead_letters[0]
+    assert dead["qc-dead-letter-reason"] == "exception"
+    assert "RuntimeError: failed on purpose" in dead["qc-dead-letter-detail"]
+    assert dead["qc-delivery-attempts"] == "3"
+    assert source.acked == []
+    assert sample(metrics, "qc_worker_tasks_failed_total", reason="exception") == 3
+    assert sample(metrics, "qc_worker_messages_retried_total") == 2
+    assert sample(metrics, "qc_worker_messages_dead_lettered_total", reason="exception") == 1
+
+
+async def test_malformed_message_is_dead_lettered_at_once_and_the_worker_keeps_going() -> None:
+    source = MemorySource()
+    runtime, metrics = make_runtime("worker_tasks:work_async", source)
+    source.put(b"\xff not json")
+    source.put(body(1))
+    await run_until(runtime, lambda: len(source.dead_letters) == 1 and len(source.acked) == 1)
+    assert source.dead_letters[0]["qc-dead-letter-reason"] == "malformed"
+    assert "body is not JSON" in source.dead_letters[0]["qc-dead-letter-detail"]
+    assert source.retried == []
+    assert sample(metrics, "qc_worker_messages_dead_lettered_total", reason="malformed") == 1
+
+
+async def test_batch_acks_each_message_only_after_its_batch_succeeded() -> None:
+    source = MemorySource()
+    runtime, _ = make_runtime("worker_tasks:bulk", source, concurrency=25, max_delivery_attempts=1)
+    for i in range(20):
+        source.put(body(i))
+    source.put(body(99, fail="always"))
+    await run_until(runtime, lambda: len(source.acked) + len(source.dead_letters) == 21)
+    # 21 messages in batches of <= 10: the batch holding the bad row is dead-lettered whole, none acked.
+    dead_ids = {d["qc-original-message-id"] for d in source.dead_letters}
+    assert "m20" in dead_ids
+    assert set(source.acked).isdisjoint(dead_ids)
+    assert len(source.acked) + len(dead_ids) == 21
+
+
+async def test_sigterm_drain_releases_what_never_started() -> None:
+    source = MemorySource()
+    runtime, _ = make_runtime("worker_tasks:work_async", source, concurrency=2, drain_grace_seconds=5)
+    for i in range(6):
+        source.put(body(i, sleep=0.3))
+    running = asyncio.create_task(runtime.run())
+    while len(runtime._held) < 2:
+        await asyncio.sleep(0.01)
+    runtime.request_stop()
+    await asyncio.wait_for(running, 10)
+    # The two in flight finished and were acked; the four never pulled stay in the queue; none lost.
+    assert len(source.acked) == 2
+    assert source.pending + len(source.released) == 4
+
+
+async def test_time_limit_kills_the_process_within_a_second() -> None:
+    source = MemorySource()
+    runtime, metrics = make_runtime("worker_tasks:stuck", source, concurrency=1)
+    source.put(body(1))
+    started = time.monotonic()
+    await run_until(runtime, lambda: len(source.dead_letters) == 1, timeout_seconds=30)
+    # Two attempts (max_delivery_attempts=2) of a 1 s limit; spawn start-up of the replacement included.
+    assert time.monotonic() - started < 2 * (1 + 1) + 3
+    assert source.dead_letters[0]["qc-dead-letter-reason"] == "time_limit"
+    assert sample(metrics, "qc_worker_time_limit_kills_total") == 2
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    rng = random.Random(3)
+    delays = [retry_delay_seconds(attempt, 1, 8, rng) for attempt in range(1, 8)]
+    assert delays[0] == 1
+    assert all(0.5 <= d <= 8 for d in delays)
+    assert max(delays[4:]) <= 8 and min(delays[4:]) >= 4

@@ -1,0 +1,70 @@
+"""Task functions the worker tests run, in-process and in real `qc-worker` subprocesses.
+
+Each message body is JSON: {"id": ..., "sleep": seconds, "fail": "never"|"always"|"crash"}. A finished
+task appends its id to a file under $QC_TEST_RECORDS (one O_APPEND line per completion), so a test can
+tell processed-at-least-once from lost, and count duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import qc_worker
+
+
+def _record(message_id: str) -> None:
+    directory = os.environ.get("QC_TEST_RECORDS")
+    if directory:
+        fd = os.open(Path(directory) / f"{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, f"{message_id}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def _run(message: qc_worker.Message) -> str:
+    body = message.json()
+    behaviour = body.get("fail", "never")
+    if behaviour == "crash":
+        os._exit(13)
+    time.sleep(float(body.get("sleep", 0)))
+    if behaviour == "always":
+        raise RuntimeError(f"task for {body['id']} failed on purpose")
+    return str(body["id"])
+
+
+@qc_worker.task(time_limit_seconds=60)
+def work(message: qc_worker.Message) -> None:
+    """CPU/blocking work in the process pool."""
+    _record(_run(message))
+
+
+@qc_worker.task(time_limit_seconds=1, max_delivery_attempts=2)
+def stuck(message: qc_worker.Message) -> None:
+    """Never finishes: only the time limit ends it."""
+    while True:
+        time.sleep(1)
+
+
+async def work_async(message: qc_worker.Message) -> None:
+    body = message.json()
+    await asyncio.sleep(float(body.get("sleep", 0)))
+    if body.get("fail") == "always":
+        raise RuntimeError("failed on purpose")
+    _record(str(body["id"]))
+
+
+async def noop_async(message: qc_worker.Message) -> None:
+    return None
+
+
+@qc_worker.task(batch_size=10, batch_max_wait_seconds=0.2)
+async def bulk(messages: list[qc_worker.Message]) -> None:
+    bodies = [m.json() for m in messages]
+    if any(b.get("fail") == "always" for b in bodies):
+        raise RuntimeError("one bad row fails the whole bulk write")
+    for body in bodies:
+        _record(f"{body['id']}@batch{len(bodies)}")

@@ -1,0 +1,65 @@
+"""Where a task runs: a pool of long-lived processes (CPU-bound work) or the event loop (async work).
+
+Both turn the outcomes the runtime cares about into two exceptions: `TimeLimitExceeded` (the task was
+stopped at its time limit — pebble kills the process and starts a fresh one) and `TaskCrashed` (the
+process died under the task: a segfault, os._exit, the OOM killer). Anything the task raised is re-raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pebble
+
+
+class TimeLimitExceeded(Exception):
+    """The task ran past its time limit and was stopped."""
+
+
+class TaskCrashed(Exception):
+    """The process running the task died."""
+
+
+class Executor(Protocol):
+    async def run(self, function: Callable[..., Any], argument: Any, time_limit_seconds: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ProcessExecutor:
+    """A pebble.ProcessPool of long-lived processes; a task past its limit has its process killed."""
+
+    def __init__(self, processes: int) -> None:
+        # spawn, not fork: the parent runs gRPC and asyncio threads, which must not be forked mid-flight.
+        self._pool = pebble.ProcessPool(max_workers=processes, context=multiprocessing.get_context("spawn"))
+
+    async def run(self, function: Callable[..., Any], argument: Any, time_limit_seconds: float) -> None:
+        future = self._pool.schedule(function, args=(argument,), timeout=time_limit_seconds)
+        try:
+            # Cancelling this coroutine cancels the pebble future, which kills the process running it.
+            await asyncio.wrap_future(future)
+        except concurrent.futures.TimeoutError as error:
+            raise TimeLimitExceeded(f"stopped after the {time_limit_seconds:g} s time limit") from error
+        except pebble.ProcessExpired as error:
+            raise TaskCrashed(f"the task's process died (exit code {error.exitcode})") from error
+
+    def close(self) -> None:
+        self._pool.stop()  # type: ignore[no-untyped-call]
+        self._pool.join(timeout=10)
+
+
+class AsyncExecutor:
+    """Runs `async def` tasks on the worker's own event loop; cancellation stops them at the time limit."""
+
+    async def run(self, function: Callable[..., Any], argument: Any, time_limit_seconds: float) -> None:
+        try:
+            await asyncio.wait_for(function(argument), time_limit_seconds)
+        except TimeoutError as error:
+            raise TimeLimitExceeded(f"stopped after the {time_limit_seconds:g} s time limit") from error
+
+    def close(self) -> None:
+        return None

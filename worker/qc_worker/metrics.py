@@ -1,0 +1,114 @@
+"""The worker's Prometheus metrics, in a registry of its own (created at start-up, never at import time)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from qc_common import metrics as names
+
+FAILURE_REASONS = ("exception", "time_limit", "crashed", "malformed")
+DURATION_BUCKETS_SECONDS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+)
+
+
+def _bare(name: str) -> str:
+    # prometheus_client appends _total to counters itself.
+    return name.removesuffix("_total")
+
+
+class WorkerMetrics:
+    def __init__(
+        self, source: str, task: str, capacity: int, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.registry = registry or CollectorRegistry()
+        labels = {"source": source, "task": task}
+        keys = list(labels)
+        r = self.registry
+
+        def counter(name: str, text: str) -> Counter:
+            return Counter(_bare(name), text, keys, registry=r)
+
+        self._received = counter(names.WORKER_MESSAGES_RECEIVED, "Messages received from the source.")
+        self._acked = counter(names.WORKER_MESSAGES_ACKED, "Messages acked after their task succeeded.")
+        self._nacked = counter(names.WORKER_MESSAGES_NACKED, "Messages handed back for redelivery.")
+        self._retried = counter(
+            names.WORKER_MESSAGES_RETRIED, "Failed messages scheduled for another attempt."
+        )
+        self._lease = counter(names.WORKER_LEASE_EXTENSIONS, "Ack-deadline extensions of messages in flight.")
+        self._kills = counter(
+            names.WORKER_TIME_LIMIT_KILLS, "Tasks stopped for running past their time limit."
+        )
+        self._dead = Counter(_bare(names.WORKER_MESSAGES_DEAD_LETTERED), "Messages sent to the dead-letter "
+                             "destination.", [*keys, "reason"], registry=r)  # fmt: skip
+        self._failed = Counter(_bare(names.WORKER_TASKS_FAILED), "Task attempts that failed.",
+                               [*keys, "reason"], registry=r)  # fmt: skip
+        self._in_flight = Gauge(
+            names.WORKER_TASKS_IN_FLIGHT, "Messages held by this worker now.", keys, registry=r
+        )
+        self._capacity = Gauge(names.WORKER_CAPACITY, "Tasks this worker runs at once.", keys, registry=r)
+        self._busy = Gauge(names.WORKER_BUSY_RATIO, "In flight / capacity, 0-1.", keys, registry=r)
+        self._last_success = Gauge(names.WORKER_LAST_SUCCESS, "When a task last succeeded (Unix time).", keys,
+                                   registry=r)  # fmt: skip
+        self._duration = Histogram(names.WORKER_TASK_DURATION, "Task run time.", keys,
+                                   buckets=DURATION_BUCKETS_SECONDS, registry=r)  # fmt: skip
+        self._latency = Histogram(names.WORKER_RECEIVE_TO_ACK, "From receipt to ack.", keys,
+                                  buckets=DURATION_BUCKETS_SECONDS, registry=r)  # fmt: skip
+        self.labels = labels
+        self.capacity = capacity
+        # Export every series we know will exist, at 0, so rates and alerts work from the first scrape.
+        for metric in (self._received, self._acked, self._nacked, self._retried, self._lease, self._kills):
+            metric.labels(**labels)
+        for reason in FAILURE_REASONS:
+            self._failed.labels(**labels, reason=reason)
+            self._dead.labels(**labels, reason=reason)
+        self._capacity.labels(**labels).set(capacity)
+        self.set_in_flight(0)
+
+    def received(self, count: int = 1) -> None:
+        self._received.labels(**self.labels).inc(count)
+
+    def acked(self, task_seconds: float, receive_to_ack_seconds: float) -> None:
+        self._acked.labels(**self.labels).inc()
+        self._duration.labels(**self.labels).observe(task_seconds)
+        self._latency.labels(**self.labels).observe(receive_to_ack_seconds)
+        self._last_success.labels(**self.labels).set(time.time())
+
+    def nacked(self) -> None:
+        self._nacked.labels(**self.labels).inc()
+
+    def failed(self, reason: str, task_seconds: float) -> None:
+        self._failed.labels(**self.labels, reason=reason).inc()
+        self._duration.labels(**self.labels).observe(task_seconds)
+        if reason == "time_limit":
+            self._kills.labels(**self.labels).inc()
+
+    def retried(self) -> None:
+        self._retried.labels(**self.labels).inc()
+
+    def dead_lettered(self, reason: str) -> None:
+        self._dead.labels(**self.labels, reason=reason).inc()
+
+    def lease_extended(self, count: int) -> None:
+        self._lease.labels(**self.labels).inc(count)
+
+    def set_in_flight(self, in_flight: int) -> None:
+        self._in_flight.labels(**self.labels).set(in_flight)
+        self._busy.labels(**self.labels).set(min(1.0, in_flight / self.capacity))

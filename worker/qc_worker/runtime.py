@@ -1,0 +1,263 @@
+"""The pull / monitor / ack loop: a continuous window of at most N messages in flight.
+
+Invoked from `qc_worker.__main__`. The loop asks the source for exactly the free slots, starts each
+message's task as soon as it arrives and refills a slot the moment a task settles — there are no rounds
+waiting for the slowest task and no sleeps. Every message ends in exactly one of: ack (success), retry
+with backoff, dead letter (malformed, or out of attempts), or release (shutdown before its task started).
+On stop: no more pulls, in-flight tasks get the grace period, what never started is released at once,
+and whatever is still running after the grace period is stopped and released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qc_worker.executors import Executor, TaskCrashed, TimeLimitExceeded
+from qc_worker.leaser import Leaser
+from qc_worker.messages import Delivery, MalformedMessage
+from qc_worker.metrics import WorkerMetrics
+from qc_worker.settings import WorkerSettings
+from qc_worker.sources.base import Source
+from qc_worker.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay_seconds(attempt: int, minimum: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff from `minimum`, capped at `maximum`, with full jitter in its upper half."""
+    ceiling = min(maximum, minimum * 2 ** max(0, attempt - 1))
+    return rng.uniform(ceiling / 2, ceiling) if ceiling > minimum else ceiling
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        task: TaskSpec,
+        source: Source,
+        executor: Executor,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.task = task
+        self.source = source
+        self.executor = executor
+        self.metrics = metrics
+        self.capacity = settings.concurrency
+        self.ready = False
+        self._held: dict[int, Delivery] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._rng = random.Random()
+        self._by_key: dict[str, collections.deque[Delivery]] = {}  # ordering keys with a task running
+        self._batch: list[Delivery] = []
+        self._batch_timer: asyncio.TimerHandle | None = None
+        self.leaser = Leaser(
+            source,
+            lambda: list(self._held.values()),
+            metrics,
+            settings.lease_seconds,
+            settings.max_lease_seconds,
+        )
+
+    # --- lifecycle ---
+    def request_stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info("stop requested: no more pulls, draining %d messages in flight", len(self._held))
+        self.ready = False
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self.source.connect()
+        leaser_task = asyncio.create_task(self.leaser.run()) if self.source.needs_lease else None
+        self.ready = True
+        log.info(
+            "consuming", extra={"capacity": self.capacity, "task": self.task.name, "source": self.source.name}
+        )
+        try:
+            await self._pull_loop()
+            await self._drain()
+        finally:
+            self.leaser.stop()
+            if leaser_task is not None:
+                await leaser_task
+            await self.source.close()
+            self.executor.close()
+
+    async def _pull_loop(self) -> None:
+        stopping = asyncio.create_task(self._stopping.wait())
+        while not self._stopping.is_set():
+            free = self.capacity - len(self._held)
+            if free <= 0:
+                self._slot_freed.clear()
+                slot = asyncio.create_task(self._slot_freed.wait())
+                await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                slot.cancel()
+                continue
+            deliveries = await self.source.receive(free)
+            if self._stopping.is_set():
+                for delivery in deliveries:  # arrived after the stop: never started
+                    await self.source.release(delivery)
+                break
+            if deliveries:
+                await self._accept(deliveries)
+        stopping.cancel()
+
+    async def _accept(self, deliveries: list[Delivery]) -> None:
+        self.metrics.received(len(deliveries))
+        for delivery in deliveries:
+            self._held[id(delivery)] = delivery
+        self.metrics.set_in_flight(len(self._held))
+        if self.source.needs_lease:
+            await self.leaser.extend_now(deliveries)
+        for delivery in deliveries:
+            if self.task.is_batch:
+                self._add_to_batch(delivery)
+            elif delivery.message.ordering_key:
+                self._start_in_order(delivery)
+            else:
+                self._start([delivery])
+
+    # --- ordering keys: one task at a time per key, in arrival order ---
+    def _start_in_order(self, delivery: Delivery) -> None:
+        key = delivery.message.ordering_key
+        if key in self._by_key:
+            self._by_key[key].append(delivery)
+            return
+        self._by_key[key] = collections.deque()
+        self._start([delivery])
+
+    def _next_in_order(self, key: str) -> None:
+        waiting = self._by_key.get(key)
+        if waiting and self._stopping.is_set():  # stopping: the rest of the key never starts
+            self._start_settlement(self._settle_all(list(waiting), self.source.release))
+            waiting.clear()
+        if waiting:
+            self._start([waiting.popleft()])
+        else:
+            self._by_key.pop(key, None)
+
+    # --- batches: up to batch_size messages or batch_max_wait_seconds, whichever comes first ---
+    def _add_to_batch(self, delivery: Delivery) -> None:
+        self._batch.append(delivery)
+        size = self.task.options.batch_size or 1
+        if len(self._batch) >= size or len(self._held) >= self.capacity:
+            self._flush_batch()
+        elif self._batch_timer is None:
+            wait = self.task.options.batch_max_wait_seconds
+            self._batch_timer = asyncio.get_running_loop().call_later(wait, self._flush_batch)
+
+    def _flush_batch(self) -> None:
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._start(batch)
+
+    # --- running and settling ---
+    def _start(self, deliveries: list[Delivery]) -> None:
+        task = asyncio.create_task(self._process(deliveries))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _process(self, deliveries: list[Delivery]) -> None:
+        messages = [d.message for d in deliveries]
+        argument: Any = messages if self.task.is_batch else messages[0]
+        limit = self.task.options.time_limit_seconds or self.settings.task_time_limit_seconds
+        started = time.monotonic()
+        try:
+            await self.executor.run(self.task.function, argument, limit)
+        except asyncio.CancelledError:
+            await self._settle_all(deliveries, self.source.release)  # stopped at the end of the grace period
+            raise
+        except TimeLimitExceeded as error:
+            await self._fail(deliveries, "time_limit", str(error), started)
+        except TaskCrashed as error:
+            await self._fail(deliveries, "crashed", str(error), started)
+        except MalformedMessage as error:
+            await self._fail(deliveries, "malformed", str(error), started)
+        except Exception as error:
+            await self._fail(deliveries, "exception", f"{type(error).__name__}: {error}", started)
+        else:
+            duration = time.monotonic() - started
+            for delivery in deliveries:
+                if await self.source.ack(delivery):
+                    self.metrics.acked(duration, time.monotonic() - delivery.received_monotonic)
+            self._forget(deliveries)
+
+    async def _fail(self, deliveries: list[Delivery], reason: str, detail: str, started: float) -> None:
+        duration = time.monotonic() - started
+        log.warning("task failed", extra={"reason": reason, "detail": detail, "messages": len(deliveries)})
+        for _ in deliveries:
+            self.metrics.failed(reason, duration)
+        # A failed message frees its slot now; its backoff and hand-back run in the background.
+        self._forget(deliveries)
+        for delivery in deliveries:
+            self._start_settlement(self._give_back(delivery, reason, detail))
+
+    def _start_settlement(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _give_back(self, delivery: Delivery, reason: str, detail: str) -> None:
+        attempts = self.task.options.max_delivery_attempts or self.settings.max_delivery_attempts
+        if reason == "malformed" or delivery.message.delivery_attempt >= attempts:
+            try:
+                await self.source.dead_letter(delivery, reason, detail)
+                self.metrics.dead_lettered(reason)
+                return
+            except Exception as error:  # no dead-letter destination, or it failed: keep the message
+                log.error("dead-lettering failed, retrying the message instead: %s", error)
+        delay = retry_delay_seconds(
+            delivery.message.delivery_attempt,
+            self.settings.retry_backoff_min_seconds,
+            self.settings.retry_backoff_max_seconds,
+            self._rng,
+        )
+        try:
+            await self.source.retry(delivery, delay)
+        except asyncio.CancelledError:
+            await self.source.release(delivery)
+            raise
+        self.metrics.retried()
+        self.metrics.nacked()
+
+    async def _settle_all(self, deliveries: list[Delivery], settle: Callable[[Delivery], Any]) -> None:
+        for delivery in deliveries:
+            with contextlib.suppress(Exception):
+                await settle(delivery)
+            self.metrics.nacked()
+        self._forget(deliveries)
+
+    def _forget(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            delivery.settled = True
+            was_held = self._held.pop(id(delivery), None) is not None
+            if was_held and delivery.message.ordering_key and not self.task.is_batch:
+                self._next_in_order(delivery.message.ordering_key)
+        self.metrics.set_in_flight(len(self._held))
+        self._slot_freed.set()
+
+    # --- shutdown ---
+    async def _drain(self) -> None:
+        never_started = list(self._batch) + [d for waiting in self._by_key.values() for d in waiting]
+        self._batch.clear()
+        for waiting in self._by_key.values():
+            waiting.clear()
+        await self._settle_all(never_started, self.source.release)
+        if self._running:
+            done, pending = await asyncio.wait(set(self._running), timeout=self.settings.drain_grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            log.info("drained", extra={"finished": len(done), "stopped_at_grace_period": len(pending)})

@@ -1,0 +1,1 @@
+"""Message sources: one Protocol (`base.Source`), one module per broker, and an in-memory one for tests."""

@@ -1,0 +1,60 @@
+"""The interface between the runtime (tasks and the window) and a broker (the wire calls)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from qc_worker.messages import Delivery
+
+# Attribute / header names stamped on dead letters so people can see why a message ended there.
+DEAD_LETTER_REASON = "qc-dead-letter-reason"
+DEAD_LETTER_DETAIL = "qc-dead-letter-detail"
+DEAD_LETTER_ATTEMPTS = "qc-delivery-attempts"
+DEAD_LETTER_ORIGINAL_ID = "qc-original-message-id"
+DEAD_LETTER_SOURCE = "qc-source"
+DETAIL_LIMIT_CHARACTERS = 1000
+
+
+class Source(Protocol):
+    name: str  # the `source` metric label
+    needs_lease: bool  # True where messages come back unless their deadline is extended (Pub/Sub)
+
+    async def connect(self) -> None: ...
+
+    async def receive(self, max_messages: int) -> list[Delivery]:
+        """Up to `max_messages` new deliveries; waits a little for the first, returns [] when idle."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> bool:
+        """Settle a success; False if the broker refused it (the message will come back)."""
+        ...
+
+    async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
+        """Hand a failed message back for another attempt, not before `delay_seconds`."""
+        ...
+
+    async def release(self, delivery: Delivery) -> None:
+        """Hand back a message whose task never started (shutdown): redelivered as soon as possible."""
+        ...
+
+    async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Publish to the dead-letter destination with the reason (confirmed), then ack the original."""
+        ...
+
+    async def extend(self, deliveries: list[Delivery], seconds: float) -> int:
+        """Push the ack deadline of `deliveries` `seconds` ahead; returns how many were extended."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def dead_letter_headers(delivery: Delivery, source: str, reason: str, detail: str) -> dict[str, str]:
+    message = delivery.message
+    return {
+        **message.attributes,
+        DEAD_LETTER_REASON: reason,
+        DEAD_LETTER_DETAIL: detail[:DETAIL_LIMIT_CHARACTERS],
+        DEAD_LETTER_ATTEMPTS: str(message.delivery_attempt),
+        DEAD_LETTER_ORIGINAL_ID: message.message_id,
+        DEAD_LETTER_SOURCE: source,
+    }

@@ -1,0 +1,70 @@
+"""An in-process source for unit tests of the runtime: records every settlement, redelivers retries."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+
+from qc_worker.messages import Delivery, Message
+from qc_worker.sources.base import dead_letter_headers
+
+
+@dataclass
+class MemorySource:
+    name: str = "memory"
+    needs_lease: bool = False
+    receive_wait_seconds: float = 0.05
+    acked: list[str] = field(default_factory=list)
+    retried: list[tuple[str, float]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    dead_letters: list[dict[str, str]] = field(default_factory=list)
+    extensions: int = 0
+    _queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def put(self, data: bytes, **attributes: str) -> str:
+        message_id = f"m{next(self._ids)}"
+        self._queue.put_nowait(Message(data, message_id, dict(attributes)))
+        return message_id
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def connect(self) -> None:
+        return None
+
+    async def receive(self, max_messages: int) -> list[Delivery]:
+        try:
+            first = await asyncio.wait_for(self._queue.get(), self.receive_wait_seconds)
+        except TimeoutError:
+            return []
+        messages = [first]
+        while len(messages) < max_messages and not self._queue.empty():
+            messages.append(self._queue.get_nowait())
+        return [Delivery(m, handle=m.message_id) for m in messages]
+
+    async def ack(self, delivery: Delivery) -> bool:
+        self.acked.append(delivery.message.message_id)
+        return True
+
+    async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
+        self.retried.append((delivery.message.message_id, delay_seconds))
+        message = delivery.message
+        again = Message(message.data, message.message_id, message.attributes, message.delivery_attempt + 1)
+        self._queue.put_nowait(again)  # the delay is recorded, not waited: tests stay instant
+
+    async def release(self, delivery: Delivery) -> None:
+        self.released.append(delivery.message.message_id)
+        self._queue.put_nowait(delivery.message)
+
+    async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
+        self.dead_letters.append(dead_letter_headers(delivery, self.name, reason, detail))
+
+    async def extend(self, deliveries: list[Delivery], seconds: float) -> int:
+        self.extensions += len(deliveries)
+        return len(deliveries)
+
+    async def close(self) -> None:
+        return None
