@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import worker_tasks
-
 from qc_worker.executors import AsyncExecutor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime, retry_delay_seconds
@@ -154,4 +153,5 @@ def test_retry_delay_grows_and_is_capped() -> None:
     delays = [retry_delay_seconds(attempt, 1, 8, rng) for attempt in range(1, 8)]
     assert delays[0] == 1
     assert all(0.5 <= d <= 8 for d in delays)
-    assert max(delays[4:]) <= 8 and min(delays[4:]) >= 4
+    assert max(delays[4:]) <= 8
+    assert min(delays[4:]) >= 4
