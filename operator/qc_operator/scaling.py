@@ -1,19 +1,29 @@
 """Desired replicas: the pure decision at the heart of the operator, and of the simulator that measures it.
 
 No I/O and no clock: the caller passes the observation, the state the previous decision left, and `now`.
-The operator keeps `ScalingState` in the resource's status between timer ticks; the simulator keeps it in
-memory. INTERFACE FIXED (shared by the operator and the simulator); the body is being written.
+The operator keeps `ScalingState` between ticks (and in the resource's status when it scales); the
+simulator keeps it in memory. The steps, in order, follow KEDA + the HPA where they agree with us:
+  1. source failed            -> fallback replicas (never zero unless fallback is explicitly 0);
+  2. the metric               -> replicas from backlog per replica (KEDA's AverageValue) and/or from the
+                                 measured per-replica throughput and a drain-time target; the larger wins;
+                                 no change while the usage ratio is within the tolerance (HPA);
+  3. activation and cooldown  -> 0 -> 1 only above the activation backlog; -> 0 only after the cooldown
+                                 without backlog or work in flight (KEDA);
+  4. stabilization windows    -> HPA's: up takes the window's minimum, down its maximum;
+  5. rate limits              -> HPA's policies per period, select Max / Min / Disabled;
+  6. bounds                   -> min and max replicas always hold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 
 @dataclass(frozen=True)
 class RatePolicy:
-    """At most `value` pods (or percent of current) added/removed per `period_seconds` (HPA semantics)."""
+    """At most `value` pods (or percent of the period's starting count) added/removed per period."""
 
     kind: Literal["Pods", "Percent"]
     value: int
@@ -29,6 +39,19 @@ class ScalingRules:
     select_policy: Literal["Max", "Min", "Disabled"] = "Max"
 
 
+# The HPA's documented defaults (autoscaling/v2).
+HPA_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)))
+HPA_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 100, 15),))
+HPA_TOLERANCE = 0.1
+
+# Our defaults (the CRD's): react as fast as the HPA allows going up, give back capacity after one minute.
+DEFAULT_POLLING_INTERVAL_SECONDS = 5.0
+DEFAULT_COOLDOWN_SECONDS = 60.0
+DEFAULT_TARGET_DRAIN_SECONDS = 30.0
+DEFAULT_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)))
+DEFAULT_SCALE_DOWN = ScalingRules(60, (RatePolicy("Percent", 50, 15),))
+
+
 @dataclass(frozen=True)
 class ScalingPolicy:
     min_replicas: int
@@ -39,10 +62,10 @@ class ScalingPolicy:
     target_drain_seconds: float | None
     activation_backlog: float  # wake 0 -> 1 only when the backlog exceeds this
     cooldown_seconds: float  # idle this long (no backlog, nothing in flight) before going to min_replicas
-    tolerance: float  # no change while |desired/current - 1| <= tolerance
+    tolerance: float  # no change while |usage ratio - 1| <= tolerance
     scale_up: ScalingRules
     scale_down: ScalingRules
-    fallback_replicas: int | None  # replicas while the source fails; None holds the current count
+    fallback_replicas: int | None  # replicas while the source fails; None holds the current count (>= 1)
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,105 @@ class Decision:
     state: ScalingState = field(default_factory=ScalingState)
 
 
+def _clamp(replicas: int, policy: ScalingPolicy) -> int:
+    return max(policy.min_replicas, min(policy.max_replicas, replicas))
+
+
+def metric_replicas(policy: ScalingPolicy, observation: Observation, current: int) -> tuple[int, str]:
+    """Step 2: the replicas the backlog asks for, and which target asked (before activation and limits)."""
+    backlog = observation.backlog_messages or 0.0
+    candidates: list[tuple[float, str]] = []
+    if policy.messages_per_replica:
+        candidates.append(
+            (backlog / policy.messages_per_replica, f"{policy.messages_per_replica:g} messages per replica")
+        )
+    throughput = observation.throughput_per_replica
+    if policy.target_drain_seconds and throughput and throughput > 0:
+        needed = backlog / (throughput * policy.target_drain_seconds)
+        candidates.append(
+            (needed, f"draining in {policy.target_drain_seconds:g} s at {throughput:.3g} msg/s per replica")
+        )
+    if not candidates:
+        return current, "no metric target can be computed yet"
+    exact, why = max(candidates)
+    if current > 0 and abs(exact / current - 1) <= policy.tolerance:
+        return current, f"within the {policy.tolerance:g} tolerance of {why}"
+    return math.ceil(exact), why
+
+
+def stabilize(
+    recommendations: tuple[tuple[float, int], ...], current: int, policy: ScalingPolicy, now: float
+) -> int:
+    """Step 4, the HPA's: scale up to the window's minimum, down to the window's maximum."""
+    up_window, down_window = (
+        policy.scale_up.stabilization_window_seconds,
+        policy.scale_down.stabilization_window_seconds,
+    )
+    up_candidates = [r for t, r in recommendations if now - t <= up_window]
+    down_candidates = [r for t, r in recommendations if now - t <= down_window]
+    stabilized = current
+    if up_candidates and stabilized < min(up_candidates):
+        stabilized = min(up_candidates)
+    if down_candidates and stabilized > max(down_candidates):
+        stabilized = max(down_candidates)
+    return stabilized
+
+
+def _changed_in_period(changes: tuple[tuple[float, int], ...], period: float, now: float, up: bool) -> int:
+    return sum(abs(d) for t, d in changes if now - t < period and (d > 0) == up)
+
+
+def rate_limit(
+    desired: int, current: int, changes: tuple[tuple[float, int], ...], policy: ScalingPolicy, now: float
+) -> int:
+    """Step 5, the HPA's: how far one step may go given what changed within each policy's period."""
+    if desired > current:
+        rules = policy.scale_up
+        if rules.select_policy == "Disabled":
+            return current
+        start = max(current, 1) if current == 0 else current  # from zero, count as one (KEDA activates to 1)
+        limits = []
+        for rate in rules.policies:
+            period_start = start - _changed_in_period(changes, rate.period_seconds, now, up=True)
+            if rate.kind == "Pods":
+                limits.append(period_start + rate.value)
+            else:
+                limits.append(math.ceil(period_start * (1 + rate.value / 100)))
+        if not limits:
+            return desired
+        limit = max(limits) if rules.select_policy == "Max" else min(limits)
+        return max(min(desired, limit), 1 if current == 0 else current)
+    if desired < current:
+        rules = policy.scale_down
+        if rules.select_policy == "Disabled":
+            return current
+        limits = []
+        for rate in rules.policies:
+            period_start = current + _changed_in_period(changes, rate.period_seconds, now, up=False)
+            if rate.kind == "Pods":
+                limits.append(period_start - rate.value)
+            else:
+                limits.append(int(period_start * (1 - rate.value / 100)))
+        if not limits:
+            return desired
+        limit = min(limits) if rules.select_policy == "Max" else max(limits)
+        return min(max(desired, limit), current)
+    return desired
+
+
+def _prune(state: ScalingState, policy: ScalingPolicy, now: float) -> ScalingState:
+    keep_recommendations = max(
+        policy.scale_up.stabilization_window_seconds, policy.scale_down.stabilization_window_seconds
+    )
+    periods = [r.period_seconds for r in policy.scale_up.policies + policy.scale_down.policies]
+    keep_changes = max(periods, default=0.0)
+    return replace(
+        state,
+        recommendations=tuple((t, r) for t, r in state.recommendations if now - t <= keep_recommendations),
+        changes=tuple((t, d) for t, d in state.changes if now - t < keep_changes),
+    )
+
+
 def decide(
     policy: ScalingPolicy,
     observation: Observation,
@@ -78,4 +200,55 @@ def decide(
     state: ScalingState,
     now_seconds: float,
 ) -> Decision:
-    raise NotImplementedError
+    now = now_seconds
+    state = _prune(state, policy, now)
+    backlog = observation.backlog_messages
+
+    if backlog is None:  # step 1
+        if policy.fallback_replicas is not None:
+            target = _clamp(policy.fallback_replicas, policy)
+            reason = f"the backlog source failed: using the {target} fallback replicas"
+        else:
+            target = _clamp(max(current_replicas, 1), policy)
+            reason = f"the backlog source failed: holding {target} replicas"
+        return Decision(target, reason, active=current_replicas > 0, fallback=True, state=state)
+
+    busy = backlog > 0 or observation.in_flight_messages > 0
+    if busy:
+        state = replace(state, last_active_seconds=now)
+    recommendation, why = metric_replicas(policy, observation, current_replicas)  # step 2
+
+    # Step 3: activation from zero, cooldown to zero.
+    if current_replicas == 0:
+        active = backlog > policy.activation_backlog
+        if not active:
+            recommendation, why = 0, f"inactive: backlog {backlog:g} is not above the activation threshold"
+        else:
+            recommendation = max(recommendation, 1)
+    else:
+        idle_for = now - state.last_active_seconds if state.last_active_seconds is not None else math.inf
+        active = busy or idle_for < policy.cooldown_seconds
+        if active:
+            recommendation = max(recommendation, 1)
+        else:
+            recommendation, why = 0, f"idle for {policy.cooldown_seconds:g} s (the cooldown)"
+
+    recommendation = _clamp(recommendation, policy)
+    state = replace(state, recommendations=(*state.recommendations, (now, recommendation)))
+    if not active and recommendation == 0:
+        # The cooldown is this step's stabilization: going to zero skips the window and rate limits (as KEDA).
+        target = recommendation
+    else:
+        stabilized = stabilize(state.recommendations, current_replicas, policy, now)  # step 4
+        limited = rate_limit(stabilized, current_replicas, state.changes, policy, now)  # step 5
+        target = _clamp(limited, policy)  # step 6
+
+    if target != current_replicas:
+        state = replace(state, changes=(*state.changes, (now, target - current_replicas)))
+        direction = "up" if target > current_replicas else "down"
+        reason = f"scaled {direction} from {current_replicas} to {target}: backlog {backlog:g}, {why}"
+        if target != recommendation:
+            reason += f" (recommended {recommendation}, held by stabilization or rate limits)"
+    else:
+        reason = f"holding {target}: backlog {backlog:g}, {why}"
+    return Decision(target, reason, active=active, fallback=False, state=state)
