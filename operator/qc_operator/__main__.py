@@ -1,11 +1,52 @@
-"""Command line entry point: `qc-operator`."""
+"""`qc-operator`: run the operator, or simulate scaling settings against a traffic trace."""
+
+from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qc-operator", description="Queue Consumer Operator.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="watch QueueConsumers and keep their workers sized to the backlog")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)"
+    )
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="kopf's health endpoint URL")
+    run.add_argument("--verbose", action="store_true")
+    commands.add_parser(
+        "simulate", help="replay a traffic trace through our scaler and KEDA + HPA", add_help=False
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qc-operator")
-    parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    import kopf
+
+    from qc_operator import handlers  # registers the handlers
+    from qc_operator.settings import OperatorSettings
+
+    settings = OperatorSettings.from_environment()
+    kopf.configure(verbose=args.verbose)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace,
+            liveness_endpoint=args.liveness,
+            standalone=not settings.peering,
+            peering_name=settings.peering or None,
+            registry=kopf.get_default_registry(),
+        )
+    )
+    del handlers
     return 0
 
 

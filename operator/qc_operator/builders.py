@@ -1,0 +1,221 @@
+"""Pure functions building the objects a QueueConsumer owns: worker Deployment, ServiceAccount, PDB, Service.
+
+No API calls here: `kube` applies what these return. Every object carries the consumer's labels and an
+owner reference, so deleting the QueueConsumer garbage-collects them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from qc_common import api, worker_env
+from qc_operator.spec import QueueConsumerSpec
+
+DRAIN_MARGIN_SECONDS = 15  # beyond the drain grace: time to hand back unstarted messages and exit
+WORKER_USER_ID = 10001
+
+
+def worker_name(consumer: str) -> str:
+    return f"{consumer}-worker"
+
+
+def labels(consumer: str) -> dict[str, str]:
+    return {
+        api.CONSUMER_LABEL: consumer,
+        api.COMPONENT_LABEL: api.WORKER_COMPONENT,
+        api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE,
+        api.NAME_LABEL: "qc-worker",
+        api.INSTANCE_LABEL: consumer,
+    }
+
+
+def selector(consumer: str) -> dict[str, str]:
+    return {api.CONSUMER_LABEL: consumer, api.COMPONENT_LABEL: api.WORKER_COMPONENT}
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    meta = owner["metadata"]
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(owner: dict[str, Any], name: str) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": owner["metadata"]["namespace"],
+        "labels": labels(consumer),
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def _secret_env(name: str, ref: Any) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
+    w = spec.worker
+    drain = w.drain_grace_seconds if w.drain_grace_seconds is not None else w.task_time_limit_seconds
+    env: list[dict[str, Any]] = [
+        {"name": worker_env.TASK, "value": w.task},
+        {"name": worker_env.SOURCE, "value": spec.source_kind},
+        {"name": worker_env.CONCURRENCY, "value": str(w.concurrency)},
+        {"name": worker_env.TASK_TIME_LIMIT_SECONDS, "value": str(w.task_time_limit_seconds)},
+        {"name": worker_env.MAX_DELIVERY_ATTEMPTS, "value": str(w.max_delivery_attempts)},
+        {"name": worker_env.DRAIN_GRACE_SECONDS, "value": str(drain)},
+        {"name": worker_env.METRICS_PORT, "value": str(api.WORKER_METRICS_PORT)},
+    ]
+    if spec.pubsub is not None:
+        env += [
+            {"name": worker_env.PUBSUB_PROJECT, "value": spec.pubsub.project},
+            {"name": worker_env.PUBSUB_SUBSCRIPTION, "value": spec.pubsub.subscription},
+            {"name": worker_env.PUBSUB_DEAD_LETTER_TOPIC, "value": spec.pubsub.dead_letter_topic},
+        ]
+    if spec.rabbitmq is not None:
+        env += [
+            _secret_env(worker_env.RABBITMQ_URL, spec.rabbitmq.connection),  # never copied out of the Secret
+            {"name": worker_env.RABBITMQ_QUEUE, "value": spec.rabbitmq.queue},
+            {"name": worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE, "value": spec.rabbitmq.dead_letter_exchange},
+        ]
+    # The user's env comes last so it can override (e.g. PUBSUB_EMULATOR_HOST, QC_LOG_LEVEL).
+    return env + [copy.deepcopy(e) for e in w.env]
+
+
+def termination_grace_seconds(spec: QueueConsumerSpec) -> int:
+    w = spec.worker
+    drain = w.drain_grace_seconds if w.drain_grace_seconds is not None else w.task_time_limit_seconds
+    return max(drain, w.task_time_limit_seconds) + DRAIN_MARGIN_SECONDS
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overlay` over `base` (dicts merge, everything else replaces)."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    w = spec.worker
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": w.image,
+        "command": ["qc-worker"],
+        "env": worker_environment(spec),
+        "ports": [{"name": api.WORKER_METRICS_PORT_NAME, "containerPort": api.WORKER_METRICS_PORT}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": api.WORKER_METRICS_PORT_NAME},
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": api.WORKER_METRICS_PORT_NAME},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "resources": copy.deepcopy(w.resources),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # the process pool needs a writable /tmp
+    }
+    if w.image_pull_policy:
+        container["imagePullPolicy"] = w.image_pull_policy
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec),
+        "automountServiceAccountToken": False,  # workers never call the Kubernetes API
+        "serviceAccountName": w.service_account_name or worker_name(consumer),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": WORKER_USER_ID,
+            "runAsGroup": WORKER_USER_ID,
+            "fsGroup": WORKER_USER_ID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    template = {
+        "metadata": {
+            "labels": labels(consumer),
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(api.WORKER_METRICS_PORT),
+                "prometheus.io/path": api.WORKER_METRICS_PATH,
+            },
+        },
+        "spec": pod_spec,
+    }
+    template = merge(template, w.pod_template)
+    # The hash of everything that shapes the pods: a change rolls them, a no-op does not.
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+    template["metadata"]["annotations"][api.SPEC_HASH_ANNOTATION] = digest
+    template["metadata"]["labels"].update(selector(consumer))  # the selector must always match
+    return template
+
+
+def deployment(owner: dict[str, Any], spec: QueueConsumerSpec, replicas: int) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(owner, worker_name(consumer)),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(consumer)},
+            # Never take capacity away during a rollout; new pods come up before old ones drain.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "template": pod_template(owner, spec),
+        },
+    }
+
+
+def service_account(owner: dict[str, Any]) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(owner, worker_name(consumer)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def pod_disruption_budget(owner: dict[str, Any]) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(owner, worker_name(consumer)),
+        # Voluntary evictions (node drains) take one worker at a time; each drains before it goes.
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(consumer)}},
+    }
+
+
+def metrics_service(owner: dict[str, Any]) -> dict[str, Any]:
+    consumer = owner["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(owner, f"{worker_name(consumer)}-metrics"),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(consumer),
+            "ports": [{"name": api.WORKER_METRICS_PORT_NAME, "port": api.WORKER_METRICS_PORT,
+                       "targetPort": api.WORKER_METRICS_PORT_NAME}],
+        },
+    }  # fmt: skip

@@ -1,0 +1,91 @@
+"""The workers' own metrics, scraped from each pod: work in flight per pod and measured throughput.
+
+Throughput per replica is estimated as completions per second divided by the summed busy fraction: ten
+messages a second from pods busy half the time means twenty a second per fully busy replica. That is the
+capacity figure the latency target needs, and it does not fall when the queue runs dry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from qc_common import metrics as names
+
+MIN_BUSY_FOR_ESTIMATE = 0.05  # below this, completions say nothing about capacity: keep the last estimate
+SCRAPE_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class PodSample:
+    acked_total: float
+    in_flight: float
+    busy_ratio: float
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    in_flight_by_pod: dict[str, float]
+    total_in_flight: float
+    throughput_per_replica: float | None
+    scraped_pods: int
+
+
+def parse_pod_metrics(text: str) -> PodSample:
+    acked = in_flight = busy = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == names.WORKER_MESSAGES_ACKED:
+                acked += sample.value
+            elif sample.name == names.WORKER_TASKS_IN_FLIGHT:
+                in_flight += sample.value
+            elif sample.name == names.WORKER_BUSY_RATIO:
+                busy = max(busy, sample.value)
+    return PodSample(acked, in_flight, busy)
+
+
+@dataclass
+class ThroughputEstimator:
+    """Keeps the previous scrape per pod to turn counters into rates."""
+
+    previous: dict[str, tuple[float, PodSample]] = field(default_factory=dict)
+    estimate: float | None = None
+
+    def update(self, samples: dict[str, PodSample], now: float) -> float | None:
+        completed_per_second = busy = 0.0
+        for pod, sample in samples.items():
+            before = self.previous.get(pod)
+            if before is not None and now > before[0] and sample.acked_total >= before[1].acked_total:
+                completed_per_second += (sample.acked_total - before[1].acked_total) / (now - before[0])
+                busy += (sample.busy_ratio + before[1].busy_ratio) / 2
+        self.previous = {pod: (now, sample) for pod, sample in samples.items()}
+        if busy >= MIN_BUSY_FOR_ESTIMATE and completed_per_second > 0:
+            self.estimate = completed_per_second / busy
+        return self.estimate
+
+
+async def scrape(session: aiohttp.ClientSession, endpoints: dict[str, str]) -> dict[str, PodSample]:
+    """pod name -> sample, for the pods that answered (a pod starting up or going away may not)."""
+
+    async def one(url: str) -> PodSample | None:
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_SECONDS)) as reply:
+                return parse_pod_metrics(await reply.text()) if reply.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    results = await asyncio.gather(*(one(url) for url in endpoints.values()))
+    return {pod: sample for pod, sample in zip(endpoints, results, strict=True) if sample is not None}
+
+
+async def read_workers(
+    session: aiohttp.ClientSession, endpoints: dict[str, str], estimator: ThroughputEstimator
+) -> WorkerStats:
+    samples = await scrape(session, endpoints)
+    throughput = estimator.update(samples, time.monotonic())
+    in_flight = {pod: s.in_flight for pod, s in samples.items()}
+    return WorkerStats(in_flight, sum(in_flight.values()), throughput, len(samples))

@@ -1,0 +1,113 @@
+"""Helpers for operator tests: the CRD on the real apiserver, a namespace per test, polling with deadlines."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from qc_common import api
+
+CRD_PATH = (
+    Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/crd-queueconsumers.yaml"
+)
+T = TypeVar("T")
+
+
+def install_crd(api_client: client.ApiClient) -> None:
+    extensions = client.ApiextensionsV1Api(api_client)
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    try:
+        extensions.create_custom_resource_definition(crd)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
+
+    def established() -> bool:
+        conditions = extensions.read_custom_resource_definition(api.CRD_NAME).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    eventually(established, 30, "the CRD to be established")
+
+
+def eventually(probe: Callable[[], T], timeout_seconds: float, what: str, interval: float = 0.2) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` and the last value."""
+    deadline = time.monotonic() + timeout_seconds
+    last: T = probe()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+        last = probe()
+    return last
+
+
+def new_namespace(api_client: client.ApiClient, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def create_secret(api_client: client.ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    client.CoreV1Api(api_client).create_namespaced_secret(
+        namespace, {"metadata": {"name": name}, "data": encoded}
+    )
+
+
+def queue_consumer(name: str, queue: str, **scaling: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "source": {
+                "rabbitmq": {
+                    "queue": queue,
+                    "connectionSecretRef": {"name": "rabbitmq", "key": "url"},
+                    "managementSecretRef": {"name": "rabbitmq", "key": "managementUrl"},
+                }
+            },
+            "worker": {
+                "image": "example.com/orders-worker:1.0",
+                "task": "orders.tasks:handle",
+                "concurrency": 4,
+            },
+            "scaling": {"pollingIntervalSeconds": 1, **scaling},
+        },
+    }
+
+
+def get_qc(api_client: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(api_client)
+    body: dict[str, Any] = custom.get_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, name
+    )
+    return body
+
+
+def condition(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for item in (body.get("status") or {}).get("conditions") or []:
+        if item["type"] == kind:
+            return dict(item)
+    return None
+
+
+def deployment_replicas(api_client: client.ApiClient, namespace: str, name: str) -> int | None:
+    try:
+        deployment = client.AppsV1Api(api_client).read_namespaced_deployment(f"{name}-worker", namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return int(deployment.spec.replicas)

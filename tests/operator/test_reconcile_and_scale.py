@@ -1,0 +1,171 @@
+"""The real operator (KopfRunner) against the real apiserver and RabbitMQ: children, scaling, fallback, pause."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import aio_pika
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from operator_harness import (
+    condition,
+    create_secret,
+    deployment_replicas,
+    eventually,
+    get_qc,
+    new_namespace,
+    queue_consumer,
+)
+
+from devstack.services import RabbitMQ
+from qc_common import api
+
+RunOperator = Callable[[], AbstractContextManager[KopfRunner]]
+
+
+async def set_backlog(url: str, queue: str, messages: int) -> None:
+    """Make the queue hold exactly `messages` ready messages (nobody consumes it in these tests)."""
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        declared = await channel.declare_queue(queue, durable=True)
+        await declared.purge()
+        for i in range(messages):
+            await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
+
+
+@pytest.fixture
+def setup(admin: client.ApiClient, rabbitmq: RabbitMQ) -> tuple[str, str]:
+    namespace = new_namespace(admin, "qc")
+    queue = f"orders-{uuid.uuid4().hex[:6]}"
+    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
+    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
+    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    return namespace, queue
+
+
+def create(admin: client.ApiClient, namespace: str, body: dict[str, object]) -> None:
+    client.CustomObjectsApi(admin).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body
+    )
+
+
+def test_create_scale_out_scale_in_cool_down_to_zero_and_garbage_collect(
+    admin: client.ApiClient, rabbitmq: RabbitMQ, setup: tuple[str, str], run_operator: RunOperator
+) -> None:
+    namespace, queue = setup
+    body = queue_consumer("orders", queue, minReplicas=0, maxReplicas=6, messagesPerReplica=10,
+                          cooldownSeconds=4, behavior={"scaleDown": {"stabilizationWindowSeconds": 2}})  # fmt: skip
+    with run_operator() as runner:
+        create(admin, namespace, body)
+        # create -> the Deployment appears, owned by the QueueConsumer, with the worker's environment.
+        eventually(lambda: deployment_replicas(admin, namespace, "orders") == 0, 30, "the worker Deployment")
+        deployment = client.AppsV1Api(admin).read_namespaced_deployment("orders-worker", namespace)
+        owner = deployment.metadata.owner_references[0]
+        assert (owner.kind, owner.name, owner.controller) == ("QueueConsumer", "orders", True)
+        container = deployment.spec.template.spec.containers[0]
+        env = {e.name: e for e in container.env}
+        assert env["QC_TASK"].value == "orders.tasks:handle"
+        assert env["QC_RABBITMQ_QUEUE"].value == queue
+        assert env["QC_CONCURRENCY"].value == "4"
+        assert env["QC_RABBITMQ_URL"].value_from.secret_key_ref.name == "rabbitmq"  # never copied out
+        assert deployment.spec.template.spec.termination_grace_period_seconds >= 300
+        assert deployment.spec.template.spec.security_context.run_as_non_root is True
+
+        # backlog -> scale out: 35 messages at 10 per replica is 4 replicas.
+        asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 35))
+        eventually(lambda: deployment_replicas(admin, namespace, "orders") == 4, 30, "scale out to 4")
+        qc = eventually(lambda: (b := get_qc(admin, namespace, "orders")).get("status", {}).get("backlog") == 35 and b,
+                        10, "the status to show the backlog")  # fmt: skip
+        assert qc["status"]["desiredReplicas"] == 4
+        assert condition(qc, "Active")["status"] == "True"
+        assert "scaled up from" in qc["status"]["lastScaleReason"]
+        assert "to 4: backlog 35" in qc["status"]["lastScaleReason"]
+
+        # less backlog -> scale in after the stabilization window; drained -> 0 after the cooldown.
+        asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 12))
+        eventually(lambda: deployment_replicas(admin, namespace, "orders") == 2, 30, "scale in to 2")
+        asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
+        eventually(lambda: deployment_replicas(admin, namespace, "orders") == 0, 30, "cool down to 0")
+        qc = get_qc(admin, namespace, "orders")
+        assert "cooldown" in qc["status"]["lastScaleReason"]
+
+        events = client.CoreV1Api(admin).list_namespaced_event(namespace).items
+        scaled = [e.message for e in events if e.reason == "Scaled"]
+        assert any("scaled up from 0 to" in m for m in scaled), scaled
+
+        # delete -> the children are garbage-collected by the controller-manager.
+        client.CustomObjectsApi(admin).delete_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, "orders"
+        )
+        eventually(lambda: deployment_replicas(admin, namespace, "orders") is None, 60, "garbage collection")
+    assert runner.exception is None
+    assert runner.exit_code == 0
+
+
+def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoured(
+    admin: client.ApiClient, rabbitmq: RabbitMQ, setup: tuple[str, str], run_operator: RunOperator
+) -> None:
+    namespace, queue = setup
+    body = queue_consumer(
+        "billing", queue, minReplicas=0, maxReplicas=6, messagesPerReplica=10, fallbackReplicas=2
+    )
+    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 45))
+    with run_operator() as runner:
+        create(admin, namespace, body)
+        eventually(lambda: deployment_replicas(admin, namespace, "billing") == 5, 30, "scale out to 5")
+
+        # The source goes down (its credentials now point at a closed port): fallback, never zero.
+        core = client.CoreV1Api(admin)
+        dead = {"managementUrl": "aHR0cDovL2d1ZXN0Omd1ZXN0QDEyNy4wLjAuMTox"}  # http://guest:guest@127.0.0.1:1
+        core.patch_namespaced_secret("rabbitmq", namespace, {"data": dead})
+        eventually(lambda: deployment_replicas(admin, namespace, "billing") == 2, 30, "fallback replicas")
+        qc = eventually(lambda: (b := get_qc(admin, namespace, "billing")) and condition(b, "Fallback")
+                        and condition(b, "Fallback")["status"] == "True" and b, 10, "the Fallback condition")  # fmt: skip
+        source_error = condition(qc, "SourceError")
+        assert source_error is not None
+        assert source_error["status"] == "True"
+        assert "127.0.0.1:1" not in source_error["message"] or "guest" not in source_error["message"]
+        warnings = [e for e in core.list_namespaced_event(namespace).items if e.reason == "SourceError"]
+        assert warnings, "no Warning event for the source error"
+
+        # Pause: hold a given count whatever the backlog says.
+        custom = client.CustomObjectsApi(admin)
+        patch = {"metadata": {"annotations": {api.PAUSED_REPLICAS_ANNOTATION: "1"}}}
+        custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "billing", patch)
+        eventually(lambda: deployment_replicas(admin, namespace, "billing") == 1, 30, "paused at 1 replica")
+        qc = eventually(lambda: (b := get_qc(admin, namespace, "billing")) and condition(b, "Paused")
+                        and condition(b, "Paused")["status"] == "True" and b, 10, "the Paused condition")  # fmt: skip
+    assert runner.exception is None
+
+
+def test_bad_input_sets_a_condition_and_scales_nothing(
+    admin: client.ApiClient, setup: tuple[str, str], run_operator: RunOperator
+) -> None:
+    namespace, queue = setup
+    custom = client.CustomObjectsApi(admin)
+    # What the schema can catch, the API server rejects with a clear message.
+    invalid = queue_consumer("invalid", queue, minReplicas=5, maxReplicas=2)
+    with pytest.raises(ApiException) as caught:
+        create(admin, namespace, invalid)
+    assert "scaling.minReplicas must not exceed scaling.maxReplicas" in str(caught.value.body)
+
+    # What it cannot (a missing Secret), the operator reports as a condition, and keeps running.
+    body = queue_consumer("orphan", queue)
+    body["spec"]["source"]["rabbitmq"]["connectionSecretRef"] = {"name": "no-such-secret", "key": "url"}
+    with run_operator() as runner:
+        create(admin, namespace, body)
+        qc = eventually(lambda: (b := get_qc(admin, namespace, "orphan")) and condition(b, "Ready") and b, 30,
+                        "the Ready condition")  # fmt: skip
+        ready = condition(qc, "Ready")
+        assert ready is not None
+        assert ready["status"] == "False"
+        assert ready["reason"] == "SecretMissing"
+        assert "no-such-secret" in ready["message"]
+        assert deployment_replicas(admin, namespace, "orphan") is None
+    assert runner.exception is None
