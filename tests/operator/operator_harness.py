@@ -111,3 +111,17 @@ def deployment_replicas(api_client: client.ApiClient, namespace: str, name: str)
             return None
         raise
     return int(deployment.spec.replicas)
+
+
+def qc_where(
+    api_client: client.ApiClient, namespace: str, name: str, predicate: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any] | None:
+    """The QueueConsumer if `predicate` holds for it (with a status), else None."""
+    body = get_qc(api_client, namespace, name)
+    body.setdefault("status", {})
+    return body if predicate(body) else None
+
+
+def is_true(body: dict[str, Any], kind: str) -> bool:
+    found = condition(body, kind)
+    return found is not None and found["status"] == "True"

@@ -1,4 +1,4 @@
-"""The real operator (KopfRunner) against the real apiserver and RabbitMQ: children, scaling, fallback, pause."""
+"""The real operator (KopfRunner) on the real apiserver and RabbitMQ: children, scaling, fallback, pause."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from operator_harness import (
     create_secret,
     deployment_replicas,
     eventually,
-    get_qc,
+    is_true,
     new_namespace,
+    qc_where,
     queue_consumer,
 )
 
@@ -59,8 +60,10 @@ def test_create_scale_out_scale_in_cool_down_to_zero_and_garbage_collect(
     admin: client.ApiClient, rabbitmq: RabbitMQ, setup: tuple[str, str], run_operator: RunOperator
 ) -> None:
     namespace, queue = setup
-    body = queue_consumer("orders", queue, minReplicas=0, maxReplicas=6, messagesPerReplica=10,
-                          cooldownSeconds=4, behavior={"scaleDown": {"stabilizationWindowSeconds": 2}})  # fmt: skip
+    down = {"scaleDown": {"stabilizationWindowSeconds": 2}}
+    body = queue_consumer(
+        "orders", queue, maxReplicas=6, messagesPerReplica=10, cooldownSeconds=4, behavior=down
+    )
     with run_operator() as runner:
         create(admin, namespace, body)
         # create -> the Deployment appears, owned by the QueueConsumer, with the worker's environment.
@@ -80,8 +83,10 @@ def test_create_scale_out_scale_in_cool_down_to_zero_and_garbage_collect(
         # backlog -> scale out: 35 messages at 10 per replica is 4 replicas.
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 35))
         eventually(lambda: deployment_replicas(admin, namespace, "orders") == 4, 30, "scale out to 4")
-        qc = eventually(lambda: (b := get_qc(admin, namespace, "orders")).get("status", {}).get("backlog") == 35 and b,
-                        10, "the status to show the backlog")  # fmt: skip
+        shows_backlog = lambda b: b["status"].get("backlog") == 35  # noqa: E731
+        qc = eventually(
+            lambda: qc_where(admin, namespace, "orders", shows_backlog), 10, "the backlog in the status"
+        )
         assert qc["status"]["desiredReplicas"] == 4
         assert condition(qc, "Active")["status"] == "True"
         assert "scaled up from" in qc["status"]["lastScaleReason"]
@@ -92,7 +97,7 @@ def test_create_scale_out_scale_in_cool_down_to_zero_and_garbage_collect(
         eventually(lambda: deployment_replicas(admin, namespace, "orders") == 2, 30, "scale in to 2")
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
         eventually(lambda: deployment_replicas(admin, namespace, "orders") == 0, 30, "cool down to 0")
-        qc = get_qc(admin, namespace, "orders")
+        qc = eventually(lambda: qc_where(admin, namespace, "orders", lambda b: True), 5, "the QueueConsumer")
         assert "cooldown" in qc["status"]["lastScaleReason"]
 
         events = client.CoreV1Api(admin).list_namespaced_event(namespace).items
@@ -125,8 +130,8 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         dead = {"managementUrl": "aHR0cDovL2d1ZXN0Omd1ZXN0QDEyNy4wLjAuMTox"}  # http://guest:guest@127.0.0.1:1
         core.patch_namespaced_secret("rabbitmq", namespace, {"data": dead})
         eventually(lambda: deployment_replicas(admin, namespace, "billing") == 2, 30, "fallback replicas")
-        qc = eventually(lambda: (b := get_qc(admin, namespace, "billing")) and condition(b, "Fallback")
-                        and condition(b, "Fallback")["status"] == "True" and b, 10, "the Fallback condition")  # fmt: skip
+        qc = eventually(lambda: qc_where(admin, namespace, "billing", lambda b: is_true(b, "Fallback")), 10,
+                        "the Fallback condition")  # fmt: skip
         source_error = condition(qc, "SourceError")
         assert source_error is not None
         assert source_error["status"] == "True"
@@ -139,8 +144,8 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         patch = {"metadata": {"annotations": {api.PAUSED_REPLICAS_ANNOTATION: "1"}}}
         custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "billing", patch)
         eventually(lambda: deployment_replicas(admin, namespace, "billing") == 1, 30, "paused at 1 replica")
-        qc = eventually(lambda: (b := get_qc(admin, namespace, "billing")) and condition(b, "Paused")
-                        and condition(b, "Paused")["status"] == "True" and b, 10, "the Paused condition")  # fmt: skip
+        eventually(lambda: qc_where(admin, namespace, "billing", lambda b: is_true(b, "Paused")), 10,
+                   "the Paused condition")  # fmt: skip
     assert runner.exception is None
 
 
@@ -148,7 +153,6 @@ def test_bad_input_sets_a_condition_and_scales_nothing(
     admin: client.ApiClient, setup: tuple[str, str], run_operator: RunOperator
 ) -> None:
     namespace, queue = setup
-    custom = client.CustomObjectsApi(admin)
     # What the schema can catch, the API server rejects with a clear message.
     invalid = queue_consumer("invalid", queue, minReplicas=5, maxReplicas=2)
     with pytest.raises(ApiException) as caught:
@@ -160,8 +164,8 @@ def test_bad_input_sets_a_condition_and_scales_nothing(
     body["spec"]["source"]["rabbitmq"]["connectionSecretRef"] = {"name": "no-such-secret", "key": "url"}
     with run_operator() as runner:
         create(admin, namespace, body)
-        qc = eventually(lambda: (b := get_qc(admin, namespace, "orphan")) and condition(b, "Ready") and b, 30,
-                        "the Ready condition")  # fmt: skip
+        has_ready = lambda b: condition(b, "Ready") is not None  # noqa: E731
+        qc = eventually(lambda: qc_where(admin, namespace, "orphan", has_ready), 30, "the Ready condition")
         ready = condition(qc, "Ready")
         assert ready is not None
         assert ready["status"] == "False"
