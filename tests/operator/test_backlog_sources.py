@@ -152,11 +152,9 @@ def test_worker_metrics_parse_and_throughput_per_busy_replica() -> None:
     assert parse_pod_metrics(text) == PodSample(acked_total=120, in_flight=3, busy_ratio=0.5)
     estimator = ThroughputEstimator()
     assert estimator.update({"a": PodSample(100, 2, 0.5), "b": PodSample(0, 2, 0.5)}, 0.0) is None
-    # 20 + 20 completions in 2 s from pods busy half the time: 20 msg/s per fully busy replica.
-    assert estimator.update({"a": PodSample(140, 2, 0.5), "b": PodSample(40, 2, 0.5)}, 2.0) == pytest.approx(
-        20
-    )
+    # 40 + 40 completions in 2 s (40 msg/s) from two pods each busy half the time: one busy replica's worth.
+    busy = estimator.update({"a": PodSample(140, 2, 0.5), "b": PodSample(40, 2, 0.5)}, 2.0)
+    assert busy == pytest.approx(40)
     # An idle fleet keeps the last estimate instead of reading its idleness as slowness.
-    assert estimator.update({"a": PodSample(140, 0, 0.0), "b": PodSample(40, 0, 0.0)}, 4.0) == pytest.approx(
-        20
-    )
+    idle = estimator.update({"a": PodSample(140, 0, 0.0), "b": PodSample(40, 0, 0.0)}, 4.0)
+    assert idle == pytest.approx(40)
