@@ -1,0 +1,123 @@
+"""The Helm chart: lint, value sets validated strictly, bad values rejected, manifests kept current."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from devstack import manifests
+
+CHART = manifests.CHART
+VALUE_SETS: dict[str, list[str]] = {
+    "defaults": [],
+    "namespaced": ["--set", "watch.allNamespaces=false", "--set", "watch.namespaces[0]=team-a",
+                   "--set", "watch.namespaces[1]=team-b"],
+    "ha-with-peering": ["--set", "operator.replicas=2", "--set", "peering.enabled=true"],
+    "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
+                   "--set", "metrics.workerPodMonitor.enabled=true", "--set", "dashboards.enabled=true"],
+    "no-crds": ["--set", "crds.install=false", "--set", "serviceAccount.create=false",
+                "--set", "serviceAccount.name=existing"],
+}  # fmt: skip
+# No schema ships for the Prometheus operator's kinds; they are checked for shape below instead.
+PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+
+
+def helm(helm_binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(helm_binary), *args], capture_output=True, text=True)
+
+
+def render(helm_binary: Path, extra: list[str]) -> list[dict[str, Any]]:
+    result = helm(helm_binary, "template", "qc", str(CHART), "-n", "qc-system", "--kube-version",
+                  manifests.KUBE_VERSION, *extra)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def test_helm_lint(helm_binary: Path) -> None:
+    result = helm(helm_binary, "lint", str(CHART), "--strict", "--kube-version", manifests.KUBE_VERSION)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_rendered_manifests_validate_strictly(helm_binary: Path, name: str) -> None:
+    documents = render(helm_binary, VALUE_SETS[name])
+    kinds = {doc["kind"] for doc in documents}
+    assert "Deployment" in kinds
+    for doc in documents:
+        if doc["kind"] in PROMETHEUS_OPERATOR_KINDS:
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            assert doc["spec"]
+            continue
+        kubernetes_validate.validate(doc, manifests.KUBE_VERSION, strict=True)
+
+
+def test_operator_pod_is_locked_down(helm_binary: Path) -> None:
+    deployment = next(d for d in render(helm_binary, []) if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }  # fmt: skip
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["requests"]
+
+
+def test_namespaced_mode_grants_roles_only_in_watched_namespaces(helm_binary: Path) -> None:
+    documents = render(helm_binary, VALUE_SETS["namespaced"])
+    roles = [d for d in documents if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    cluster_roles = [d for d in documents if d["kind"] == "ClusterRole"]
+    # The only cluster-wide grant is read access to CRDs, which kopf needs to find its resource.
+    assert [rule["resources"] for role in cluster_roles for rule in role["rules"]] == [
+        ["customresourcedefinitions"]
+    ]
+    assert all(
+        set(rule["verbs"]) <= {"get", "list", "watch"} for role in cluster_roles for rule in role["rules"]
+    )
+    args = next(d for d in documents if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][
+        0
+    ]["args"]
+    assert "--namespace=team-a" in args
+    assert "--all-namespaces" not in args
+
+
+def test_no_rule_grants_delete_or_wildcards(helm_binary: Path) -> None:
+    for name, extra in VALUE_SETS.items():
+        for doc in render(helm_binary, extra):
+            for rule in doc.get("rules", []):
+                assert "delete" not in rule["verbs"], name
+                assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], name
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["--set", "operator.replicas=2"], "/peering/enabled"),
+        (["--set", "watch.allNamespaces=false"], "/watch/namespaces"),
+        (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+        (["--set", "operator.metricsPort=70000"], "/operator/metricsPort"),
+        (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
+        (
+            ["--set", "watch.namespaces[0]=Not_A_Namespace", "--set", "watch.allNamespaces=false"],
+            "/watch/namespaces/0",
+        ),
+    ],
+)
+def test_values_schema_rejects_bad_values(helm_binary: Path, values: list[str], message: str) -> None:
+    result = helm(
+        helm_binary, "template", "qc", str(CHART), "--kube-version", manifests.KUBE_VERSION, *values
+    )
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_manifests_are_generated_from_the_chart(helm_binary: Path) -> None:
+    committed = manifests.OUTPUT.read_text()
+    assert committed == manifests.render(helm_binary), "manifests/ is stale: run `make manifests`"
