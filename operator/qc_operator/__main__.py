@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:
+        from qc_operator.simulator.cli import main as simulate
+
+        return simulate(argv[1:])
     args = build_parser().parse_args(argv)
     import kopf
 

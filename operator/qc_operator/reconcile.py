@@ -125,6 +125,7 @@ class Scaler:
             throughput_per_replica=stats.throughput_per_replica,
             in_flight_messages=stats.total_in_flight,
             oldest_message_age_seconds=reading.oldest_message_age_seconds if reading else None,
+            busy_replicas=stats.busy_replicas,
         )
         decision = scaling.decide(spec.policy, observation, current, self.state, time.monotonic())
         self.state = decision.state

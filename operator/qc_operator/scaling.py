@@ -44,12 +44,15 @@ HPA_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent",
 HPA_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 100, 15),))
 HPA_TOLERANCE = 0.1
 
-# Our defaults (the CRD's): react as fast as the HPA allows going up, give back capacity after one minute.
+# Our defaults (the CRD's), chosen with the simulator (docs/simulator.md): poll often, size the fleet for
+# the work in progress plus draining the backlog within 20 s, scale up in big steps (the latency target
+# is computed from measured throughput, so big steps do not overshoot), give capacity back slowly.
 DEFAULT_POLLING_INTERVAL_SECONDS = 5.0
 DEFAULT_COOLDOWN_SECONDS = 60.0
-DEFAULT_TARGET_DRAIN_SECONDS = 30.0
-DEFAULT_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)))
-DEFAULT_SCALE_DOWN = ScalingRules(60, (RatePolicy("Percent", 50, 15),))
+DEFAULT_TARGET_DRAIN_SECONDS = 20.0
+DEFAULT_TOLERANCE = 0.2
+DEFAULT_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 10, 15), RatePolicy("Percent", 400, 15)))
+DEFAULT_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 50, 15),))
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class Observation:
     throughput_per_replica: float | None = None  # messages/s one busy replica completes; None until measured
     in_flight_messages: float = 0.0  # being processed right now (from worker metrics)
     oldest_message_age_seconds: float | None = None
+    # Replicas' worth of work being done now: the sum of the workers' busy fractions. The latency target
+    # adds the backlog's drain on top, so a fleet that keeps up with a steady stream is not scaled away.
+    busy_replicas: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,12 +109,13 @@ def metric_replicas(policy: ScalingPolicy, observation: Observation, current: in
     backlog = observation.backlog_messages or 0.0
     candidates: list[tuple[float, str]] = []
     if policy.messages_per_replica:
-        candidates.append(
-            (backlog / policy.messages_per_replica, f"{policy.messages_per_replica:g} messages per replica")
-        )
+        # As the HPA computes an AverageValue target (usage ratio times current), float rounding included.
+        target = policy.messages_per_replica
+        exact = (backlog / current) / target * current if current > 0 else backlog / target
+        candidates.append((exact, f"{target:g} messages per replica"))
     throughput = observation.throughput_per_replica
     if policy.target_drain_seconds and throughput and throughput > 0:
-        needed = backlog / (throughput * policy.target_drain_seconds)
+        needed = backlog / (throughput * policy.target_drain_seconds) + (observation.busy_replicas or 0.0)
         candidates.append(
             (needed, f"draining in {policy.target_drain_seconds:g} s at {throughput:.3g} msg/s per replica")
         )

@@ -104,7 +104,7 @@ def parse_policy(raw: dict[str, Any]) -> scaling.ScalingPolicy:
         target_drain_seconds=float(raw.get("targetDrainSeconds", scaling.DEFAULT_TARGET_DRAIN_SECONDS)),
         activation_backlog=float(raw.get("activationBacklog", 0)),
         cooldown_seconds=float(raw.get("cooldownSeconds", scaling.DEFAULT_COOLDOWN_SECONDS)),
-        tolerance=float(raw.get("tolerance", 0.1)),
+        tolerance=float(raw.get("tolerance", scaling.DEFAULT_TOLERANCE)),
         scale_up=_rules(behavior.get("scaleUp"), scaling.DEFAULT_SCALE_UP),
         scale_down=_rules(behavior.get("scaleDown"), scaling.DEFAULT_SCALE_DOWN),
         fallback_replicas=int(raw["fallbackReplicas"]) if raw.get("fallbackReplicas") is not None else None,

@@ -65,7 +65,7 @@ def test_example_queueconsumers_are_accepted_by_the_apiserver(installed: client.
         created = custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, body)
         # The server applied the CRD's defaults.
         assert created["spec"]["worker"]["maxDeliveryAttempts"] >= 1, path.name
-        assert created["spec"]["scaling"]["tolerance"] == 0.1, path.name
+        assert created["spec"]["scaling"]["tolerance"] == 0.2, path.name
 
 
 def test_operator_works_with_only_the_charts_permissions(

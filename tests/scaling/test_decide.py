@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from qc_operator.scaling import (
     HPA_SCALE_DOWN,
     HPA_SCALE_UP,

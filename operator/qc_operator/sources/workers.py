@@ -32,6 +32,7 @@ class WorkerStats:
     in_flight_by_pod: dict[str, float]
     total_in_flight: float
     throughput_per_replica: float | None
+    busy_replicas: float | None  # the sum of the pods' busy fractions; None when no pod answered
     scraped_pods: int
 
 
@@ -88,4 +89,5 @@ async def read_workers(
     samples = await scrape(session, endpoints)
     throughput = estimator.update(samples, time.monotonic())
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
-    return WorkerStats(in_flight, sum(in_flight.values()), throughput, len(samples))
+    busy = sum(s.busy_ratio for s in samples.values()) if samples else None
+    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, len(samples))

@@ -1,0 +1,96 @@
+"""The simulator: clear errors for bad traces, a queue model that loses nothing, KEDA + HPA defaults honoured,
+and a CLI that prints the table and draws the plot. It drives the operator's real scaling code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qc_operator import scaling
+from qc_operator.simulator import cli, traces
+from qc_operator.simulator.model import Scenario, simulate
+from qc_operator.simulator.report import summarize
+from qc_operator.simulator.scalers import (
+    KEDA_COOLDOWN_SECONDS,
+    KedaHpaScaler,
+    OurScaler,
+    our_default_policy,
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "the trace is empty"),
+        ("# only a comment\n", "the trace is empty"),
+        ("1.0\n3.0\n2.0\n", "line 3: timestamps are not sorted"),
+        ("second,rate\n0,5\n10,-1\n", "line 2: negative rate -1.0"),
+        ("0,5\n0,6\n", "line 2: seconds are not increasing"),
+        ("0,5\n10,abc\n", "line 2: could not convert"),
+        ("1,2,3\n", "expected 1 column"),
+        ("0,nan\n", "not a finite number"),
+    ],
+)
+def test_bad_traces_get_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text(content)
+    with pytest.raises(traces.TraceError, match=message):
+        traces.from_csv(path)
+
+
+def test_timestamp_and_rate_traces(tmp_path: Path) -> None:
+    stamps = tmp_path / "stamps.csv"
+    stamps.write_text("10.2\n10.9\n12.5\n")
+    assert list(traces.from_csv(stamps)) == [2.0, 0.0, 1.0]
+    rates = tmp_path / "rates.csv"
+    rates.write_text("second,rate\n0,5\n3,0\n5,2\n")
+    assert list(traces.from_csv(rates)) == [5, 5, 5, 0, 0, 2]
+
+
+@pytest.mark.parametrize("shape", traces.SHAPES)
+def test_the_model_conserves_messages_and_drains(shape: str) -> None:
+    arrivals = traces.shape(shape, 3600, 100)
+    for scaler in (OurScaler(our_default_policy(30)), KedaHpaScaler(100, 30)):
+        run = simulate(arrivals, Scenario(max_replicas=30), scaler)
+        assert np.sum(run.arrivals) == pytest.approx(np.sum(arrivals))
+        assert np.sum(run.departures) == pytest.approx(np.sum(arrivals)), "messages were lost or invented"
+        assert run.backlog[-1] == pytest.approx(0, abs=1e-6)
+        assert run.replicas.max() <= 30
+        assert summarize(run).undelivered == pytest.approx(0, abs=1e-6)
+
+
+def test_keda_hpa_model_honours_its_documented_defaults() -> None:
+    arrivals = np.zeros(1200)
+    arrivals[100:110] = 50.0  # 500 messages in a short burst at t=100
+    run = simulate(arrivals, Scenario(startup_seconds=0, throughput_per_replica=50), KedaHpaScaler(100, 20))
+    first = int(np.argmax(run.replicas > 0))
+    assert first == 120, "KEDA activates on its 30 s polling boundary"
+    zero_again = int(np.nonzero(run.replicas)[0][-1]) + 1
+    # Back to zero only cooldownPeriod (300 s) after the last poll that saw a backlog (t=120).
+    assert zero_again - 120 == KEDA_COOLDOWN_SECONDS
+
+
+def test_our_scaler_is_the_operators_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[scaling.Observation] = []
+    real = scaling.decide
+
+    def spy(*args: object, **kwargs: object) -> scaling.Decision:
+        calls.append(args[1])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaling, "decide", spy)
+    simulate(traces.shape("step", 600, 50), Scenario(), OurScaler(our_default_policy(10)))
+    assert len(calls) == pytest.approx(600 / scaling.DEFAULT_POLLING_INTERVAL_SECONDS, abs=2)
+
+
+def test_cli_prints_the_table_and_draws_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "plot.png"
+    assert cli.main(["--shape", "spikes", "--duration-seconds", "1800", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "queue-consumer-operator" in out
+    assert "KEDA + HPA" in out
+    assert "p95 wait s" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["--trace", str(tmp_path / "missing.csv")]) == 2
