@@ -27,9 +27,9 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from qc_common import api, worker_env
 
 from devstack.process import free_port
+from qc_common import api, worker_env
 
 POLL_INTERVAL_SECONDS = 0.3
 NODE_NAME = "local-runner"
