@@ -40,6 +40,7 @@ log = logging.getLogger("devstack.kubelet")
 class WorkerProcess:
     pod: str
     namespace: str
+    consumer: str
     popen: subprocess.Popen[bytes]
     metrics_port: int
     grace_seconds: float
@@ -92,9 +93,20 @@ class LocalKubelet:
         with self._lock:
             return sum(1 for w in self.workers.values() if w.terminating_since is None)
 
-    def metrics_ports(self) -> dict[str, int]:
+    def metrics_ports(self) -> dict[str, tuple[str, int]]:
+        """pod -> (consumer, metrics port) of the workers running now."""
         with self._lock:
-            return {name: w.metrics_port for name, w in self.workers.items()}
+            return {
+                name: (w.consumer, w.metrics_port)
+                for name, w in self.workers.items()
+                if w.popen.poll() is None
+            }
+
+    def running_for(self, consumer: str) -> int:
+        with self._lock:
+            return sum(
+                1 for w in self.workers.values() if w.consumer == consumer and w.terminating_since is None
+            )
 
     def kill_random(self, rng: random.Random) -> str | None:
         """SIGKILL one running worker (as if its node or container died); it will be restarted."""
@@ -167,7 +179,8 @@ class LocalKubelet:
             )
             log_file.close()
             grace = float(pod.spec.termination_grace_period_seconds or 30)
-            self.workers[name] = WorkerProcess(name, self.namespace, popen, port, grace, restarts)
+            consumer = (pod.metadata.labels or {}).get(api.CONSUMER_LABEL, "")
+            self.workers[name] = WorkerProcess(name, self.namespace, consumer, popen, port, grace, restarts)
         self._report_running(name, port, restarts)
 
     def _report_running(self, name: str, port: int, restarts: int) -> None:

@@ -93,6 +93,10 @@ class Scaler:
         namespace, name = meta["namespace"], meta["name"]
         labels = {"namespace": namespace, "consumer": name}
         previous = dict(body.get("status") or {})
+        # Series that dashboards and alerts rate() over exist from the first tick, at zero.
+        self.metrics.source_errors.labels(**labels, source=spec.source_kind)
+        for direction in ("up", "down"):
+            self.metrics.scale_events.labels(**labels, direction=direction)
         if self.state is None:  # first tick after (re)start: continue from what the status recorded
             self.state = status.decode_state(previous.get("scalingState"), time.monotonic(), time.time())
             self.last_status = previous

@@ -1,0 +1,102 @@
+"""End to end, on the real stack: chart installed with helm, the operator as the chart's ServiceAccount,
+real workers (one process per pod through the kubelet stand-in), RabbitMQ and the Pub/Sub emulator.
+
+A burst scales both consumers out from zero; random SIGKILLs hit workers during the drain; the operator
+scales in while work is still in progress; both go back to zero after the cooldown. Published = processed
+(duplicates are reported, not hidden), and every dashboard query returns data from the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.e2e import EndToEnd, RunConfig, RunResult
+from devstack.kube import KubeControlPlane
+from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/dashboards"
+CONFIG = RunConfig(messages_per_consumer=400, work_seconds=0.2, concurrency=4, max_replicas=4, chaos_kills=2,
+                   scale_down_window_seconds=3, cooldown_seconds=8, timeout_seconds=240)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(
+    kube: KubeControlPlane, rabbitmq: RabbitMQ, pubsub_emulator: PubSubEmulator, prometheus: Prometheus,
+    helm_binary: Path, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunResult, EndToEnd]]:  # fmt: skip
+    workdir = tmp_path_factory.mktemp("e2e")
+    end_to_end = EndToEnd(kube, rabbitmq, pubsub_emulator, prometheus, helm_binary, workdir, CONFIG)
+    end_to_end.start()
+    try:
+        result = end_to_end.run()
+        for name, consumer in result.consumers.items():
+            print(f"{name}: {consumer}")
+        print(f"kills: {result.kills}; finished in {result.seconds:.0f} s")
+        yield result, end_to_end
+    finally:
+        end_to_end.stop()
+
+
+def test_burst_scales_out_from_zero_drains_and_returns_to_zero(run: tuple[RunResult, EndToEnd]) -> None:
+    result, _ = run
+    assert result.finished, f"did not finish within {CONFIG.timeout_seconds} s: {result.consumers}"
+    for name, consumer in result.consumers.items():
+        assert consumer.scaled_out_after_seconds is not None, f"{name} never scaled out"
+        assert consumer.peak_replicas >= 2, f"{name} peaked at {consumer.peak_replicas} replicas"
+        assert consumer.drained_after_seconds is not None, f"{name} never drained"
+        assert consumer.back_to_zero_after_seconds is not None, f"{name} never went back to zero"
+        assert consumer.back_to_zero_after_seconds >= consumer.drained_after_seconds
+
+
+def test_nothing_is_lost_through_kills_and_scale_down(run: tuple[RunResult, EndToEnd]) -> None:
+    result, _ = run
+    assert len(result.kills) >= 1, "no worker was killed: the chaos part did not run"
+    for name, consumer in result.consumers.items():
+        assert consumer.lost == 0, f"{name}: {consumer.lost} messages lost"
+        assert consumer.processed == consumer.published == CONFIG.messages_per_consumer
+        print(f"{name}: duplicates {consumer.duplicates}")
+    # At least one scale-down happened while that consumer still had work to do.
+    mid_drain_scale_downs = 0
+    for name in result.consumers:
+        samples = result.timeline.of(name)
+        for before, after in itertools.pairwise(samples):
+            if after.replicas < before.replicas and after.processed < CONFIG.messages_per_consumer:
+                mid_drain_scale_downs += 1
+    assert mid_drain_scale_downs >= 1, "no scale-down happened in the middle of processing"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    queries = []
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                queries.append((f"{path.stem}: {panel['title']}", target["expr"]))
+    return queries
+
+
+def test_every_dashboard_query_returns_data_from_the_run(
+    run: tuple[RunResult, EndToEnd], prometheus: Prometheus
+) -> None:
+    missing = []
+    for title, expr in dashboard_queries():
+        concrete = expr.replace("$namespace", ".*").replace("$consumer", ".*")
+        # Over the whole run: the workers are gone by now (scaled to zero), their series with them.
+        if not prometheus.query(f"last_over_time(({concrete})[15m:2s])"):
+            missing.append(f"{title}: {concrete}")
+    assert not missing, "dashboard queries without data:\n" + "\n".join(missing)
+
+
+def test_every_metric_a_dashboard_uses_is_exported(
+    run: tuple[RunResult, EndToEnd], prometheus: Prometheus
+) -> None:
+    used = {name for _, expr in dashboard_queries() for name in re.findall(r"\b(qc_[a-z_]+)\b", expr)}
+    series = prometheus.query('count by (__name__) ({__name__=~"qc_.*"})')
+    exported = {entry["metric"]["__name__"] for entry in series}
+    assert used <= exported, f"not exported: {sorted(used - exported)}"
