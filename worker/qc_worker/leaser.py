@@ -1,7 +1,8 @@
 """Keeps the ack deadlines of messages in flight ahead of the clock, for sources that have deadlines.
 
-Like the Pub/Sub client's Leaser: one loop, renewals every half lease with jitter so many pods do not
-renew in step, and a message held past `max_lease_seconds` is no longer extended (it will be redelivered).
+Like the Pub/Sub client's Leaser: one loop, renewals every half deadline (the shorter of the subscription's
+and our lease) with jitter so many pods do not renew in step, and a message held past
+`max_lease_seconds` is no longer extended (it will be redelivered).
 """
 
 from __future__ import annotations
@@ -34,15 +35,12 @@ class Leaser:
         self._metrics = metrics
         self.lease_seconds = lease_seconds
         self.max_lease_seconds = max_lease_seconds
+        self.renew_every_seconds = lease_seconds / 2
         self._stop = asyncio.Event()
-
-    async def extend_now(self, deliveries: list[Delivery]) -> None:
-        """Extend new deliveries at once: their first deadline is the subscription's, maybe short."""
-        await self._extend(deliveries)
 
     async def run(self) -> None:
         while not self._stop.is_set():
-            interval = self.lease_seconds / 2 * random.uniform(1 - JITTER_RATIO, 1)
+            interval = self.renew_every_seconds * random.uniform(1 - JITTER_RATIO, 1)
             try:
                 await asyncio.wait_for(self._stop.wait(), interval)
             except TimeoutError:

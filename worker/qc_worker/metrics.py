@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from qc_common import metrics as names
 
 FAILURE_REASONS = ("exception", "time_limit", "crashed", "malformed")
@@ -73,9 +74,19 @@ class WorkerMetrics:
                                   buckets=DURATION_BUCKETS_SECONDS, registry=r)  # fmt: skip
         self.labels = labels
         self.capacity = capacity
+        # Children bound once: .labels() on every message costs more than the increment itself.
+        self._received_c = self._received.labels(**labels)
+        self._acked_c = self._acked.labels(**labels)
+        self._nacked_c = self._nacked.labels(**labels)
+        self._retried_c = self._retried.labels(**labels)
+        self._lease_c = self._lease.labels(**labels)
+        self._kills_c = self._kills.labels(**labels)
+        self._in_flight_c = self._in_flight.labels(**labels)
+        self._busy_c = self._busy.labels(**labels)
+        self._last_success_c = self._last_success.labels(**labels)
+        self._duration_c = self._duration.labels(**labels)
+        self._latency_c = self._latency.labels(**labels)
         # Export every series we know will exist, at 0, so rates and alerts work from the first scrape.
-        for metric in (self._received, self._acked, self._nacked, self._retried, self._lease, self._kills):
-            metric.labels(**labels)
         for reason in FAILURE_REASONS:
             self._failed.labels(**labels, reason=reason)
             self._dead.labels(**labels, reason=reason)
@@ -83,32 +94,32 @@ class WorkerMetrics:
         self.set_in_flight(0)
 
     def received(self, count: int = 1) -> None:
-        self._received.labels(**self.labels).inc(count)
+        self._received_c.inc(count)
 
     def acked(self, task_seconds: float, receive_to_ack_seconds: float) -> None:
-        self._acked.labels(**self.labels).inc()
-        self._duration.labels(**self.labels).observe(task_seconds)
-        self._latency.labels(**self.labels).observe(receive_to_ack_seconds)
-        self._last_success.labels(**self.labels).set(time.time())
+        self._acked_c.inc()
+        self._duration_c.observe(task_seconds)
+        self._latency_c.observe(receive_to_ack_seconds)
+        self._last_success_c.set(time.time())
 
     def nacked(self) -> None:
-        self._nacked.labels(**self.labels).inc()
+        self._nacked_c.inc()
 
     def failed(self, reason: str, task_seconds: float) -> None:
         self._failed.labels(**self.labels, reason=reason).inc()
-        self._duration.labels(**self.labels).observe(task_seconds)
+        self._duration_c.observe(task_seconds)
         if reason == "time_limit":
-            self._kills.labels(**self.labels).inc()
+            self._kills_c.inc()
 
     def retried(self) -> None:
-        self._retried.labels(**self.labels).inc()
+        self._retried_c.inc()
 
     def dead_lettered(self, reason: str) -> None:
         self._dead.labels(**self.labels, reason=reason).inc()
 
     def lease_extended(self, count: int) -> None:
-        self._lease.labels(**self.labels).inc(count)
+        self._lease_c.inc(count)
 
     def set_in_flight(self, in_flight: int) -> None:
-        self._in_flight.labels(**self.labels).set(in_flight)
-        self._busy.labels(**self.labels).set(min(1.0, in_flight / self.capacity))
+        self._in_flight_c.set(in_flight)
+        self._busy_c.set(min(1.0, in_flight / self.capacity))

@@ -28,6 +28,7 @@ from qc_worker.sources.base import Source
 from qc_worker.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
+RESUME_LOAD = 0.8  # fraction of capacity in flight below which pulling resumes
 
 
 def retry_delay_seconds(attempt: int, minimum: float, maximum: float, rng: random.Random) -> float:
@@ -77,6 +78,9 @@ class Runtime:
 
     async def run(self) -> None:
         await self.source.connect()
+        # Renew before the first deadline (the subscription's) can lapse, not only before our own lease's.
+        first_deadline = getattr(self.source, "ack_deadline_seconds", self.settings.lease_seconds)
+        self.leaser.renew_every_seconds = min(self.settings.lease_seconds, first_deadline) / 2
         leaser_task = asyncio.create_task(self.leaser.run()) if self.source.needs_lease else None
         self.ready = True
         log.info(
@@ -94,9 +98,12 @@ class Runtime:
 
     async def _pull_loop(self) -> None:
         stopping = asyncio.create_task(self._stopping.wait())
+        # Flow control as the Pub/Sub client does it: pause at full load, resume below 80%, so a busy
+        # window pulls in batches rather than one message per round trip.
+        min_pull = max(1, self.capacity - int(self.capacity * RESUME_LOAD))
         while not self._stopping.is_set():
             free = self.capacity - len(self._held)
-            if free <= 0:
+            if free < min_pull:
                 self._slot_freed.clear()
                 slot = asyncio.create_task(self._slot_freed.wait())
                 await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -116,8 +123,6 @@ class Runtime:
         for delivery in deliveries:
             self._held[id(delivery)] = delivery
         self.metrics.set_in_flight(len(self._held))
-        if self.source.needs_lease:
-            await self.leaser.extend_now(deliveries)
         for delivery in deliveries:
             if self.task.is_batch:
                 self._add_to_batch(delivery)
@@ -189,10 +194,12 @@ class Runtime:
             await self._fail(deliveries, "exception", f"{type(error).__name__}: {error}", started)
         else:
             duration = time.monotonic() - started
+            # The slot frees as the ack is sent: the next pull overlaps the ack's round trip. Until the
+            # broker has it, the message is still ours only in the sense that a crash makes it come back.
+            self._forget(deliveries)
             for delivery in deliveries:
                 if await self.source.ack(delivery):
                     self.metrics.acked(duration, time.monotonic() - delivery.received_monotonic)
-            self._forget(deliveries)
 
     async def _fail(self, deliveries: list[Delivery], reason: str, detail: str, started: float) -> None:
         duration = time.monotonic() - started

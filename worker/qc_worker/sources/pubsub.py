@@ -79,12 +79,14 @@ class PubSubSource:
         # Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0: count receipts.
         self._receipts: collections.Counter[str] = collections.Counter()
         self.exactly_once = False
+        self.ack_deadline_seconds = 10.0  # the subscription's, read at connect
 
     async def connect(self) -> None:
         subscription = await asyncio.to_thread(
             self._subscriber.get_subscription, subscription=self.subscription
         )
         self.exactly_once = bool(subscription.enable_exactly_once_delivery)
+        self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or 10)
 
     async def receive(self, max_messages: int) -> list[Delivery]:
         try:

@@ -1,0 +1,226 @@
+"""`make bench-worker`: the worker runtime measured side by side with references, in one run.
+
+1. CPU-bound tasks of mixed duration (20-400 ms of CPU, heavy tail) on all cores: throughput against the
+   ideal (cores / mean task CPU time) and against a round-based reference written here the way the
+   original design works (pull N, a fresh process per message, wait for the whole round, sleep).
+2. No-op async tasks: messages per second against the raw client's own consume-and-ack loop on the same
+   broker, for RabbitMQ and for the Pub/Sub emulator.
+3. Peak RSS of one `qc-worker` process at 64 in flight with 1 KiB messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aio_pika
+from google.cloud import pubsub_v1
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+import bench_tasks  # noqa: E402
+
+from devstack.process import free_port  # noqa: E402
+from devstack.services import PubSubEmulator, RabbitMQ  # noqa: E402
+from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor  # noqa: E402
+from qc_worker.metrics import WorkerMetrics  # noqa: E402
+from qc_worker.runtime import Runtime  # noqa: E402
+from qc_worker.settings import WorkerSettings  # noqa: E402
+from qc_worker.sources.base import Source  # noqa: E402
+from qc_worker.sources.memory import MemorySource  # noqa: E402
+from qc_worker.sources.pubsub import PubSubSource  # noqa: E402
+from qc_worker.sources.rabbitmq import RabbitMQSource  # noqa: E402
+from qc_worker.tasks import load_task  # noqa: E402
+
+CORES = os.cpu_count() or 1
+CPU_TASKS = 160
+NOOP_MESSAGES = 6000
+
+
+def cpu_durations(rng: random.Random) -> list[float]:
+    """20-400 ms, heavy-tailed (Pareto), mean about 100 ms."""
+    return [min(0.4, 0.02 + rng.paretovariate(1.6) * 0.03) for _ in range(CPU_TASKS)]
+
+
+async def run_runtime(source: Source, task: str, executor: Executor, concurrency: int, done: int) -> float:
+    settings = WorkerSettings(task=task, source="rabbitmq", concurrency=concurrency, drain_grace_seconds=30)
+    metrics = WorkerMetrics(source.name, task, concurrency)
+    runtime = Runtime(settings, load_task(task), source, executor, metrics)
+    started = time.perf_counter()
+    running = asyncio.create_task(runtime.run())
+    acked = metrics.registry
+    while (  # noqa: ASYNC110 (polling the registry is the measurement)
+        acked.get_sample_value("qc_worker_messages_acked_total", {"source": source.name, "task": task}) or 0
+    ) < done:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    runtime.request_stop()
+    await running
+    return elapsed
+
+
+def round_based(durations: list[float], round_size: int = 8, poll_seconds: float = 0.5) -> float:
+    """The original design: pull N, one fresh process each, poll until the whole round is done, sleep 1 s."""
+    context = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    for start in range(0, len(durations), round_size):
+        processes = [
+            context.Process(target=bench_tasks.burn_cpu, args=(d,))
+            for d in durations[start : start + round_size]
+        ]
+        for process in processes:
+            process.start()
+        while any(p.is_alive() for p in processes):
+            time.sleep(poll_seconds)
+        time.sleep(1.0)
+    return time.perf_counter() - started
+
+
+def bench_cpu() -> None:
+    durations = cpu_durations(random.Random(42))
+    ideal = sum(durations) / CORES
+    source = MemorySource()
+    for d in durations:
+        source.put(json.dumps({"cpu_seconds": d}).encode())
+    ours = asyncio.run(
+        run_runtime(source, "bench_tasks:cpu_task", ProcessExecutor(CORES), CORES, len(durations))
+    )
+    rounds = round_based(durations)
+    mean_ms = 1000 * sum(durations) / len(durations)
+    print(f"\n## CPU-bound: {len(durations)} tasks, mean {mean_ms:.0f} ms CPU (20-400 ms), {CORES} cores")
+    print(f"ideal (cores / mean CPU)        {len(durations) / ideal:7.2f} tasks/s")
+    print(
+        f"qc-worker, continuous window    {len(durations) / ours:7.2f} tasks/s   = {ideal / ours:.2f} of ideal"  # noqa: E501
+    )
+    print(
+        f"round-based reference           {len(durations) / rounds:7.2f} tasks/s   = {ideal / rounds:.2f} of ideal"  # noqa: E501
+    )
+    print(f"qc-worker / round-based         {rounds / ours:7.2f}x")
+
+
+async def raw_rabbitmq(url: str, queue: str, count: int) -> float:
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=64)
+        declared = await channel.declare_queue(queue, durable=True)
+        done = asyncio.Event()
+        seen = 0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal seen
+            await message.ack()
+            seen += 1
+            if seen >= count:
+                done.set()
+
+        started = time.perf_counter()
+        await declared.consume(on_message)
+        await done.wait()
+        return time.perf_counter() - started
+
+
+async def fill_rabbitmq(url: str, queue: str, count: int, size: int = 1024) -> None:
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        await channel.declare_queue(queue, durable=True)
+        body = b"x" * size
+        for start in range(0, count, 500):
+            await asyncio.gather(*(channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue)
+                for _ in range(min(500, count - start))))  # fmt: skip
+
+
+def bench_rabbitmq(broker: RabbitMQ) -> None:
+    asyncio.run(fill_rabbitmq(broker.amqp_url, "raw", NOOP_MESSAGES))
+    raw = asyncio.run(raw_rabbitmq(broker.amqp_url, "raw", NOOP_MESSAGES))
+    asyncio.run(fill_rabbitmq(broker.amqp_url, "ours", NOOP_MESSAGES))
+    source = RabbitMQSource(broker.amqp_url, "ours", "", 64)
+    ours = asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
+    print(f"\n## No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64)")
+    print(f"raw aio-pika consume + ack      {NOOP_MESSAGES / raw:7.0f} msg/s")
+    print(f"qc-worker                       {NOOP_MESSAGES / ours:7.0f} msg/s   = {raw / ours:.2f} of raw")
+
+
+def raw_pubsub(subscription: str, count: int) -> float:
+    subscriber = pubsub_v1.SubscriberClient()
+    seen, started = 0, time.perf_counter()
+    while seen < count:
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
+        ids = [m.ack_id for m in response.received_messages]
+        if ids:
+            subscriber.acknowledge(subscription=subscription, ack_ids=ids)
+        seen += len(ids)
+    elapsed = time.perf_counter() - started
+    subscriber.close()
+    return elapsed
+
+
+def bench_pubsub(emulator: PubSubEmulator) -> None:
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    results = {}
+    for name in ("raw", "ours"):
+        topic = publisher.topic_path(emulator.project, f"bench-{name}")
+        subscription = subscriber.subscription_path(emulator.project, f"bench-{name}")
+        publisher.create_topic(name=topic)
+        subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+        for future in [publisher.publish(topic, b"x" * 1024) for _ in range(NOOP_MESSAGES)]:
+            future.result()
+        if name == "raw":
+            results[name] = raw_pubsub(subscription, NOOP_MESSAGES)
+        else:
+            source = PubSubSource(emulator.project, f"bench-{name}", "")
+            results[name] = asyncio.run(
+                run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES)
+            )
+    print(f"\n## No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack)")
+    print(f"raw client pull + ack           {NOOP_MESSAGES / results['raw']:7.0f} msg/s")
+    print(
+        f"qc-worker (window 100)          {NOOP_MESSAGES / results['ours']:7.0f} msg/s   "
+        f"= {results['raw'] / results['ours']:.2f} of raw"
+    )
+
+
+def bench_rss(broker: RabbitMQ) -> None:
+    asyncio.run(fill_rabbitmq(broker.amqp_url, "rss", 400))
+    env = {**os.environ, "QC_SOURCE": "rabbitmq", "QC_RABBITMQ_URL": broker.amqp_url,
+           "QC_RABBITMQ_QUEUE": "rss",
+           "QC_TASK": "bench_tasks:sleepy_task", "QC_CONCURRENCY": "64", "QC_METRICS_PORT": str(free_port()),
+           "PYTHONPATH": str(Path(__file__).resolve().parent), "QC_LOG_LEVEL": "WARNING"}  # fmt: skip
+    process = subprocess.Popen([str(Path(sys.executable).with_name("qc-worker"))], env=env)
+    time.sleep(8)  # the benchmark waits for 400 one-second tasks at 64 in flight: ~7 s of steady load
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    peak_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+    process.terminate()
+    process.wait(timeout=60)
+    print("\n## Memory: one qc-worker, 64 in flight, 1 KiB messages (RabbitMQ, async tasks)")
+    print(f"peak RSS (VmHWM)                {peak_kib / 1024:7.1f} MiB")
+
+
+def main() -> int:
+    bench_cpu()
+    with tempfile.TemporaryDirectory() as directory:
+        broker, emulator = RabbitMQ(Path(directory) / "rabbitmq"), PubSubEmulator(Path(directory) / "pubsub")
+        broker.start()
+        emulator.start()
+        try:
+            bench_rabbitmq(broker)
+            bench_pubsub(emulator)
+            bench_rss(broker)
+        finally:
+            emulator.stop()
+            broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
