@@ -177,7 +177,8 @@ def main() -> int:
             print(f"operator RSS (peak)                    {rss:6.1f} MiB ({peak:.1f})")
             print(f"API writes per minute at steady state  {writes_per_minute:6.1f}   (target 0)")
             print(
-                f"backlog appears -> new replica count   {reaction:6.1f} s  (target <= {INTERVAL_SECONDS + 2} s)"
+                f"backlog appears -> new replica count   {reaction:6.1f} s  "
+                f"(target <= {INTERVAL_SECONDS + 2} s)"
             )
             print(
                 f"writes seen for that one scale-up      {scale_writes:6d}   (so the watch does count writes)"
