@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, config
-from qc_common import api
 
 from devstack.kube import KubeControlPlane
 from devstack.kubelet import LocalKubelet
+from qc_common import api
 
 # Stands in for qc-worker: records its environment, and on SIGTERM records that it drained, then exits 0.
 FAKE_WORKER = """

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import worker_tasks
+
 from qc_worker.executors import AsyncExecutor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime, retry_delay_seconds
