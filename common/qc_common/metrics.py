@@ -18,6 +18,9 @@ WORKER_MESSAGES_DEAD_LETTERED: Final = f"{WORKER_PREFIX}_messages_dead_lettered_
 WORKER_TASKS_FAILED: Final = f"{WORKER_PREFIX}_tasks_failed_total"  # label: reason
 WORKER_TIME_LIMIT_KILLS: Final = f"{WORKER_PREFIX}_time_limit_kills_total"
 WORKER_LEASE_EXTENSIONS: Final = f"{WORKER_PREFIX}_lease_extensions_total"
+# Receives that came back with nothing while the worker had free slots: the queue had nothing to give
+# then. Fresh where a backlog metric may be minutes old; never counted for a receive that failed.
+WORKER_EMPTY_RECEIVES: Final = f"{WORKER_PREFIX}_empty_receives_total"
 WORKER_TASKS_IN_FLIGHT: Final = f"{WORKER_PREFIX}_tasks_in_flight"
 WORKER_CAPACITY: Final = f"{WORKER_PREFIX}_capacity_tasks"
 WORKER_BUSY_RATIO: Final = f"{WORKER_PREFIX}_busy_ratio"

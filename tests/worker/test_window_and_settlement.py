@@ -108,6 +108,25 @@ async def test_malformed_message_is_dead_lettered_at_once_and_the_worker_keeps_g
     assert sample(metrics, "qc_worker_messages_dead_lettered_total", reason="malformed") == 1
 
 
+async def test_an_empty_queue_is_counted_as_empty_receives_and_a_failed_receive_is_not() -> None:
+    # The operator reads a rising empty-receive count as "the queue has nothing now": a broken connection
+    # must never pass for that, and must not stop the loop either.
+    source = MemorySource(failing_receives=2, receive_wait_seconds=0.01)
+    runtime, metrics = make_runtime("worker_tasks:work_async", source)
+    running = asyncio.create_task(runtime.run())
+    while source.failing_receives > 0:
+        await asyncio.sleep(0.01)
+    assert sample(metrics, "qc_worker_empty_receives_total") == 0
+    await asyncio.sleep(2.5)  # past the 1 s back-off after each failure: the queue is empty now
+    assert sample(metrics, "qc_worker_empty_receives_total") > 0
+    source.put(body(1))
+    while len(source.acked) < 1:
+        assert not running.done(), running.exception()
+        await asyncio.sleep(0.01)
+    runtime.request_stop()
+    await asyncio.wait_for(running, 10)
+
+
 async def test_batch_acks_each_message_only_after_its_batch_succeeded() -> None:
     source = MemorySource()
     runtime, _ = make_runtime("worker_tasks:bulk", source, concurrency=25, max_delivery_attempts=1)

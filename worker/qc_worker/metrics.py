@@ -54,6 +54,9 @@ class WorkerMetrics:
             names.WORKER_MESSAGES_RETRIED, "Failed messages scheduled for another attempt."
         )
         self._lease = counter(names.WORKER_LEASE_EXTENSIONS, "Ack-deadline extensions of messages in flight.")
+        self._empty = counter(
+            names.WORKER_EMPTY_RECEIVES, "Receives that found the queue empty while slots were free."
+        )
         self._kills = counter(
             names.WORKER_TIME_LIMIT_KILLS, "Tasks stopped for running past their time limit."
         )
@@ -80,6 +83,7 @@ class WorkerMetrics:
         self._nacked_c = self._nacked.labels(**labels)
         self._retried_c = self._retried.labels(**labels)
         self._lease_c = self._lease.labels(**labels)
+        self._empty_c = self._empty.labels(**labels)
         self._kills_c = self._kills.labels(**labels)
         self._in_flight_c = self._in_flight.labels(**labels)
         self._busy_c = self._busy.labels(**labels)
@@ -101,6 +105,9 @@ class WorkerMetrics:
         self._duration_c.observe(task_seconds)
         self._latency_c.observe(receive_to_ack_seconds)
         self._last_success_c.set(time.time())
+
+    def empty_receive(self) -> None:
+        self._empty_c.inc()
 
     def nacked(self) -> None:
         self._nacked_c.inc()

@@ -24,11 +24,12 @@ from qc_worker.leaser import Leaser
 from qc_worker.messages import Delivery, MalformedMessage
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.settings import WorkerSettings
-from qc_worker.sources.base import Source
+from qc_worker.sources.base import ReceiveFailed, Source
 from qc_worker.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 RESUME_LOAD = 0.8  # fraction of capacity in flight below which pulling resumes
+RECEIVE_ERROR_BACKOFF_SECONDS = 1.0  # after a failed receive, before asking the broker again
 
 
 def retry_delay_seconds(attempt: int, minimum: float, maximum: float, rng: random.Random) -> float:
@@ -109,13 +110,20 @@ class Runtime:
                 await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 slot.cancel()
                 continue
-            deliveries = await self.source.receive(free)
+            try:
+                deliveries = await self.source.receive(free)
+            except ReceiveFailed as error:
+                log.warning("receive failed, retrying in %g s: %s", RECEIVE_ERROR_BACKOFF_SECONDS, error)
+                await asyncio.wait({stopping}, timeout=RECEIVE_ERROR_BACKOFF_SECONDS)
+                continue
             if self._stopping.is_set():
                 for delivery in deliveries:  # arrived after the stop: never started
                     await self.source.release(delivery)
                 break
             if deliveries:
                 await self._accept(deliveries)
+            else:  # slots free and nothing to give: the queue is empty now (the operator reads this)
+                self.metrics.empty_receive()
         stopping.cancel()
 
     async def _accept(self, deliveries: list[Delivery]) -> None:

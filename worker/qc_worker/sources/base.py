@@ -15,6 +15,10 @@ DEAD_LETTER_SOURCE = "qc-source"
 DETAIL_LIMIT_CHARACTERS = 1000
 
 
+class ReceiveFailed(Exception):
+    """The broker could not be asked for messages (an error, not an empty queue); the runtime backs off."""
+
+
 class Source(Protocol):
     name: str  # the `source` metric label
     needs_lease: bool  # True where messages come back unless their deadline is extended (Pub/Sub)
@@ -22,7 +26,8 @@ class Source(Protocol):
     async def connect(self) -> None: ...
 
     async def receive(self, max_messages: int) -> list[Delivery]:
-        """Up to `max_messages` new deliveries; waits a little for the first, returns [] when idle."""
+        """Up to `max_messages` new deliveries; waits a little for the first. [] means the queue had nothing
+        to give (the operator reads it as a fresh "queue empty"), so a failure raises ReceiveFailed."""
         ...
 
     async def ack(self, delivery: Delivery) -> bool:

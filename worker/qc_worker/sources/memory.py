@@ -7,7 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from qc_worker.messages import Delivery, Message
-from qc_worker.sources.base import dead_letter_headers
+from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
 
 
 @dataclass
@@ -20,6 +20,7 @@ class MemorySource:
     released: list[str] = field(default_factory=list)
     dead_letters: list[dict[str, str]] = field(default_factory=list)
     extensions: int = 0
+    failing_receives: int = 0  # for tests: this many next receives fail as a broken connection would
     _queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -36,6 +37,9 @@ class MemorySource:
         return None
 
     async def receive(self, max_messages: int) -> list[Delivery]:
+        if self.failing_receives > 0:
+            self.failing_receives -= 1
+            raise ReceiveFailed("the memory source was told to fail")
         try:
             first = await asyncio.wait_for(self._queue.get(), self.receive_wait_seconds)
         except TimeoutError:

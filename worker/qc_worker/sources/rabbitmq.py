@@ -19,7 +19,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from qc_worker.messages import Delivery, Message
-from qc_worker.sources.base import dead_letter_headers
+from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,10 @@ class RabbitMQSource:
         try:
             first = await asyncio.wait_for(self._inbox.get(), RECEIVE_WAIT_SECONDS)
         except TimeoutError:
+            # Nothing came: an empty queue only if the connection was up (the operator reads [] as empty);
+            # while aio-pika's robust connection reconnects, this is a failed receive.
+            if self._connection is None or not self._connection.connected.is_set():
+                raise ReceiveFailed("the connection to RabbitMQ is down, reconnecting") from None
             return []
         batch = [first]
         while len(batch) < max_messages and not self._inbox.empty():
