@@ -96,8 +96,6 @@ async def scale(
         try:
             parsed = spec_module.parse(plain["spec"])
             interval = parsed.polling_interval_seconds
-            if await memo.kube.deployment_state(meta["namespace"], f"{meta['name']}-worker") is None:
-                await ensure_children(memo.kube, plain, parsed)  # self-heal a deleted Deployment
             await scaler.tick(plain, parsed)
             memo.metrics.reconciles.labels(**labels, result="ok").inc()
         except spec_module.SpecError as error:

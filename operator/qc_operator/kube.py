@@ -27,6 +27,7 @@ class SecretError(ValueError):
 class DeploymentState:
     replicas: int
     ready_replicas: int
+    pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
     template_hash: str | None
 
 
@@ -126,6 +127,7 @@ class Kube:
         return DeploymentState(
             replicas=int(deployment.spec.replicas or 0),
             ready_replicas=int(deployment.status.ready_replicas or 0),
+            pods=int(deployment.status.replicas or 0),
             template_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
         )
 

@@ -102,6 +102,9 @@ class Scaler:
             self.last_status = previous
         deployment_name = builders.worker_name(name)
         deployment = await self.kube.deployment_state(namespace, deployment_name)
+        if deployment is None:  # deleted by someone, or not created yet: heal it, then scale it
+            await ensure_children(self.kube, body, spec)
+            deployment = await self.kube.deployment_state(namespace, deployment_name)
         if deployment is None:
             raise SpecError(f"the worker Deployment {deployment_name!r} does not exist yet")
         current = deployment.replicas
@@ -121,7 +124,9 @@ class Scaler:
             source_message = str(error)
             self.metrics.source_errors.labels(**labels, source=spec.source_kind).inc()
 
-        pods = await self.kube.worker_pods(namespace, name)
+        # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
+        has_pods = deployment.replicas > 0 or deployment.pods > 0
+        pods = await self.kube.worker_pods(namespace, name) if has_pods else []
         endpoints = {p.name: p.metrics_url for p in pods if p.metrics_url and not p.terminating}
         stats = await workers.read_workers(self.session, endpoints, self.estimator)
         observation = scaling.Observation(
@@ -130,6 +135,9 @@ class Scaler:
             in_flight_messages=stats.total_in_flight,
             oldest_message_age_seconds=reading.oldest_message_age_seconds if reading else None,
             busy_replicas=stats.busy_replicas,
+            # A worker with free slots got nothing from the queue since the previous tick: fresh, where the
+            # backlog reading may be minutes old.
+            queue_found_empty=stats.queue_found_empty,
         )
         decision = scaling.decide(spec.policy, observation, current, self.state, time.monotonic())
         self.state = decision.state

@@ -6,7 +6,9 @@ simulator keeps it in memory. The steps, in order, follow KEDA + the HPA where t
   1. source failed            -> fallback replicas (never zero unless fallback is explicitly 0);
   2. the metric               -> replicas from backlog per replica (KEDA's AverageValue) and/or from the
                                  measured per-replica throughput and a drain-time target; the larger wins;
-                                 no change while the usage ratio is within the tolerance (HPA);
+                                 no change while the usage ratio is within the tolerance (HPA). The
+                                 drain-time target drains the backlog as it is now: a reading minutes old,
+                                 corrected when the workers found the queue empty (`present_backlog`);
   3. activation and cooldown  -> 0 -> 1 only above the activation backlog; -> 0 only after the cooldown
                                  without backlog or work in flight (KEDA);
   4. stabilization windows    -> HPA's: up takes the window's minimum, down its maximum;
@@ -44,15 +46,22 @@ HPA_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent",
 HPA_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 100, 15),))
 HPA_TOLERANCE = 0.1
 
-# Our defaults (the CRD's), chosen with the simulator (docs/simulator.md): poll often, size the fleet for
-# the work in progress plus draining the backlog within 20 s, scale up in big steps (the latency target
-# is computed from measured throughput, so big steps do not overshoot), give capacity back slowly.
+# Our defaults (the CRD's), chosen with the simulator (`qc-operator simulate` and `make bench-simulator`,
+# see the README's "Simulate before you deploy"): poll often, size the fleet for the work in progress plus
+# draining the backlog within 20 s, scale up in big steps (the latency target is computed from measured
+# throughput, so big steps do not overshoot), give capacity back two minutes after the last higher
+# recommendation. The HPA waits five because its metric may be noisy and stale; our drain target drops as
+# soon as the workers find the queue empty (`present_backlog`), so waiting longer holds idle pods.
 DEFAULT_POLLING_INTERVAL_SECONDS = 5.0
 DEFAULT_COOLDOWN_SECONDS = 60.0
 DEFAULT_TARGET_DRAIN_SECONDS = 20.0
 DEFAULT_TOLERANCE = 0.2
 DEFAULT_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 10, 15), RatePolicy("Percent", 400, 15)))
-DEFAULT_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 50, 15),))
+DEFAULT_SCALE_DOWN = ScalingRules(120, (RatePolicy("Percent", 50, 15),))
+
+# How old a backlog reading may be: Cloud Monitoring's Pub/Sub metrics lag 60-180 s, RabbitMQ's management
+# API a few seconds. A reading taken this long after the workers found the queue empty is all new backlog.
+MAX_METRIC_LAG_SECONDS = 180.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,10 @@ class Observation:
     # Replicas' worth of work being done now: the sum of the workers' busy fractions. The latency target
     # adds the backlog's drain on top, so a fleet that keeps up with a steady stream is not scaled away.
     busy_replicas: float | None = None
+    # Whether a worker, with slots free, asked for messages and got none since the previous observation (its
+    # empty-receive counter rose): the queue had nothing to give then, however old the backlog reading is.
+    # None: unknown (no worker metrics, or none to compare with yet).
+    queue_found_empty: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,8 @@ class ScalingState:
     recommendations: tuple[tuple[float, int], ...] = ()  # (time, unstabilized recommendation)
     changes: tuple[tuple[float, int], ...] = ()  # (time, replica delta applied) for rate-limit periods
     last_active_seconds: float | None = None  # last time there was backlog or work in flight
+    queue_empty_seconds: float | None = None  # last time the workers found the queue empty
+    stale_backlog: float = 0.0  # how much of the backlog reading replays what the workers had drained
 
 
 @dataclass(frozen=True)
@@ -104,9 +119,36 @@ def _clamp(replicas: int, policy: ScalingPolicy) -> int:
     return max(policy.min_replicas, min(policy.max_replicas, replicas))
 
 
-def metric_replicas(policy: ScalingPolicy, observation: Observation, current: int) -> tuple[int, str]:
-    """Step 2: the replicas the backlog asks for, and which target asked (before activation and limits)."""
+def present_backlog(observation: Observation, state: ScalingState, now: float) -> tuple[float, ScalingState]:
+    """The backlog now, from a reading that may be minutes old and the workers' empty receives, which are not.
+
+    When the workers found the queue empty, the reading, whatever it shows, is what they had already
+    drained. That much stays discounted while the reading falls back (its delayed replay of the drain), for
+    at most MAX_METRIC_LAG_SECONDS; a reading rising above it is new backlog. Not knowing (None): the
+    reading as it is. The workers' load is no substitute: a worker on tasks much shorter than the broker's
+    round trip holds few messages at full speed, so a fleet facing any backlog can look half idle.
+    """
     backlog = observation.backlog_messages or 0.0
+    if observation.queue_found_empty is None:
+        return backlog, state
+    if observation.queue_found_empty:
+        return 0.0, replace(state, queue_empty_seconds=now, stale_backlog=backlog)
+    if state.queue_empty_seconds is None or now - state.queue_empty_seconds > MAX_METRIC_LAG_SECONDS:
+        return backlog, replace(state, stale_backlog=0.0)
+    stale = min(state.stale_backlog, backlog)
+    return backlog - stale, replace(state, stale_backlog=stale)
+
+
+def metric_replicas(
+    policy: ScalingPolicy, observation: Observation, current: int, present: float | None = None
+) -> tuple[int, str]:
+    """Step 2: the replicas the backlog asks for, and which target asked (before activation and limits).
+
+    `present` is the backlog now (`present_backlog`) for the drain-time target; None: the reading. The
+    messages-per-replica target always uses the reading, as KEDA does.
+    """
+    backlog = observation.backlog_messages or 0.0
+    present = backlog if present is None else present
     candidates: list[tuple[float, str]] = []
     if policy.messages_per_replica:
         # As the HPA computes an AverageValue target (usage ratio times current), float rounding included.
@@ -115,10 +157,11 @@ def metric_replicas(policy: ScalingPolicy, observation: Observation, current: in
         candidates.append((exact, f"{target:g} messages per replica"))
     throughput = observation.throughput_per_replica
     if policy.target_drain_seconds and throughput and throughput > 0:
-        needed = backlog / (throughput * policy.target_drain_seconds) + (observation.busy_replicas or 0.0)
-        candidates.append(
-            (needed, f"draining in {policy.target_drain_seconds:g} s at {throughput:.3g} msg/s per replica")
-        )
+        needed = present / (throughput * policy.target_drain_seconds) + (observation.busy_replicas or 0.0)
+        why = f"draining in {policy.target_drain_seconds:g} s at {throughput:.3g} msg/s per replica"
+        if present < backlog:
+            why += f" (the workers found the queue empty: the backlog now is {present:.0f})"
+        candidates.append((needed, why))
     if not candidates:
         return current, "no metric target can be computed yet"
     exact, why = max(candidates)
@@ -223,7 +266,8 @@ def decide(
     busy = backlog > 0 or observation.in_flight_messages > 0
     if busy:
         state = replace(state, last_active_seconds=now)
-    recommendation, why = metric_replicas(policy, observation, current_replicas)  # step 2
+    present, state = present_backlog(observation, state, now)
+    recommendation, why = metric_replicas(policy, observation, current_replicas, present)  # step 2
 
     # Step 3: activation from zero, cooldown to zero.
     if current_replicas == 0:

@@ -32,11 +32,32 @@ def helm(helm_binary: Path, kube: KubeControlPlane, *args: str) -> str:
     return result.stdout
 
 
+def adopt_existing_crd(admin: client.ApiClient) -> None:
+    """Mark a CRD created without helm (by `kubectl apply`, or by another suite on this shared apiserver)
+    as the release's, as the README tells users who switch to helm; helm refuses to install over it else."""
+    marks = {
+        "metadata": {
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {
+                "meta.helm.sh/release-name": RELEASE,
+                "meta.helm.sh/release-namespace": NAMESPACE,
+            },
+        }
+    }
+    try:
+        client.ApiextensionsV1Api(admin).patch_custom_resource_definition(api.CRD_NAME, marks)
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+
+
 @pytest.fixture(scope="module")
 def installed(helm_binary: Path, kube: KubeControlPlane) -> client.ApiClient:
+    admin = config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
+    adopt_existing_crd(admin)
     helm(helm_binary, kube, "upgrade", "--install", RELEASE, str(manifests.CHART), "-n", NAMESPACE,
          "--create-namespace", "--set", "operator.verbose=true")  # fmt: skip
-    return config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
+    return admin
 
 
 def test_install_then_upgrade(helm_binary: Path, kube: KubeControlPlane, installed: client.ApiClient) -> None:

@@ -16,15 +16,22 @@ import aiohttp
 import prometheus_client
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from devstack.process import free_port
 from devstack.services import Prometheus, RabbitMQ
+from qc_common import metrics as names
 from qc_operator.sources.base import SourceError
 from qc_operator.sources.prometheus import PrometheusBacklog
 from qc_operator.sources.pubsub import PubSubBacklog
 from qc_operator.sources.rabbitmq import RabbitMQBacklog
-from qc_operator.sources.workers import PodSample, ThroughputEstimator, parse_pod_metrics
+from qc_operator.sources.workers import (
+    PodSample,
+    ThroughputEstimator,
+    parse_pod_metrics,
+    queue_found_empty,
+    read_workers,
+)
 
 
 @pytest.fixture
@@ -158,3 +165,72 @@ def test_worker_metrics_parse_and_throughput_per_busy_replica() -> None:
     # An idle fleet keeps the last estimate instead of reading its idleness as slowness.
     idle = estimator.update({"a": PodSample(140, 0, 0.0), "b": PodSample(40, 0, 0.0)}, 4.0)
     assert idle == pytest.approx(40)
+
+
+def empty_receives(total: float | None) -> PodSample:
+    return PodSample(acked_total=100, in_flight=1, busy_ratio=0.1, empty_receives_total=total)
+
+
+@pytest.mark.parametrize(
+    ("name", "previous", "current", "expected"),
+    [
+        ("rose: the queue was found empty", {"a": empty_receives(5)}, {"a": empty_receives(6)}, True),
+        ("unchanged: never found empty", {"a": empty_receives(5)}, {"a": empty_receives(5)}, False),
+        ("went down: restarted, no information", {"a": empty_receives(5)}, {"a": empty_receives(0)}, None),
+        ("no previous scrape: no information", {}, {"a": empty_receives(5)}, None),
+        ("no pod answered", {"a": empty_receives(5)}, {}, None),
+        ("a worker without the counter", {"a": empty_receives(None)}, {"a": empty_receives(None)}, None),
+        (
+            "one pod's rise is enough",
+            {"a": empty_receives(5), "b": empty_receives(9)},
+            {"a": empty_receives(5), "b": empty_receives(10)},
+            True,
+        ),
+        (
+            "a restarted pod beside an unchanged one",
+            {"a": empty_receives(5), "b": empty_receives(9)},
+            {"a": empty_receives(5), "b": empty_receives(1)},
+            False,
+        ),
+        (
+            "a new pod beside an unchanged one",
+            {"a": empty_receives(5)},
+            {"a": empty_receives(5), "b": empty_receives(3)},
+            False,
+        ),
+    ],
+)
+def test_queue_found_empty_from_the_empty_receive_counters(
+    name: str, previous: dict[str, PodSample], current: dict[str, PodSample], expected: bool | None
+) -> None:
+    assert queue_found_empty(previous, current) is expected, name
+
+
+async def test_read_workers_compares_each_pod_with_its_previous_scrape(
+    session: aiohttp.ClientSession,
+) -> None:
+    registry = CollectorRegistry()
+    counter = Counter(names.WORKER_EMPTY_RECEIVES, "empty receives", ["source", "task"], registry=registry)
+    for task in ("a", "b"):
+        counter.labels(source="rabbitmq", task=task).inc(2)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=prometheus_client.generate_latest(registry), content_type="text/plain")
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        endpoints, estimator = {"pod-0": f"http://127.0.0.1:{port}/metrics"}, ThroughputEstimator()
+        first = await read_workers(session, endpoints, estimator)
+        assert first.queue_found_empty is None, "nothing to compare the first scrape with"
+        assert estimator.previous["pod-0"][1].empty_receives_total == 4, "summed over the task labels"
+        assert (await read_workers(session, endpoints, estimator)).queue_found_empty is False
+        counter.labels(source="rabbitmq", task="b").inc()
+        assert (await read_workers(session, endpoints, estimator)).queue_found_empty is True
+        assert (await read_workers(session, endpoints, estimator)).queue_found_empty is False
+    finally:
+        await runner.cleanup()

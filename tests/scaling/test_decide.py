@@ -13,12 +13,14 @@ from qc_operator.scaling import (
     HPA_SCALE_DOWN,
     HPA_SCALE_UP,
     HPA_TOLERANCE,
+    MAX_METRIC_LAG_SECONDS,
     Observation,
     RatePolicy,
     ScalingPolicy,
     ScalingRules,
     ScalingState,
     decide,
+    present_backlog,
 )
 
 POLICY = ScalingPolicy(
@@ -107,6 +109,7 @@ observations = st.builds(
     backlog_messages=st.one_of(st.none(), st.floats(0, 1e6)),
     throughput_per_replica=st.one_of(st.none(), st.floats(0.01, 1000)),
     in_flight_messages=st.floats(0, 100),
+    queue_found_empty=st.one_of(st.none(), st.booleans()),
 )
 
 
@@ -192,3 +195,114 @@ def test_hpa_compatible_settings_reproduce_the_hpa(
         current, state = decision.replicas, decision.state
         got.append(current)
     assert got == expected
+
+
+# --- the backlog now: the workers' empty receives beside a reading that may be minutes old ---
+
+DRAIN = replace(
+    POLICY, messages_per_replica=None, target_drain_seconds=20, min_replicas=1, max_replicas=50, tolerance=0.2
+)
+
+
+def observed(backlog: float, busy: float, found_empty: bool | None, throughput: float = 10.0) -> Observation:
+    """A reading, `busy` replicas' worth of work in flight, and whether a worker found the queue empty."""
+    return Observation(
+        backlog, throughput, in_flight_messages=busy, busy_replicas=busy, queue_found_empty=found_empty
+    )
+
+
+EMPTIED = ScalingState(queue_empty_seconds=950, stale_backlog=500)  # found empty 50 s ago, reading 500
+
+
+@pytest.mark.parametrize(
+    ("name", "observation", "state", "expected"),
+    [
+        ("unknown: the reading", observed(500, 1.0, None), ScalingState(), 500),
+        ("unknown after finding it empty: still the reading", observed(300, 1.0, None), EMPTIED, 300),
+        ("not found empty: the reading", observed(500, 10.0, False), ScalingState(), 500),
+        ("not found empty, however idle the fleet looks", observed(500, 0.5, False), ScalingState(), 500),
+        ("found empty: nothing waits now", observed(500, 10.0, True), ScalingState(), 0),
+        ("found empty before: a falling reading replays the drain", observed(300, 10, False), EMPTIED, 0),
+        ("found empty before: a reading above the replay is new", observed(800, 10, False), EMPTIED, 300),
+        (
+            "a reading taken longer than any metric lag after finding it empty is all new",
+            observed(800, 10.0, False),
+            replace(EMPTIED, queue_empty_seconds=1000 - MAX_METRIC_LAG_SECONDS - 1),
+            800,
+        ),
+    ],
+)
+def test_present_backlog_table(
+    name: str, observation: Observation, state: ScalingState, expected: float
+) -> None:
+    assert present_backlog(observation, state, 1000.0)[0] == expected, name
+
+
+def test_an_empty_queue_beside_a_stale_backlog_does_not_scale_up() -> None:
+    # 1 replica's worth of work on 3 pods, a worker found the queue empty, and a minutes-old reading still
+    # shows 5,000 messages: sized for the work in progress (the stabilization window is empty).
+    decision = decide(DRAIN, observed(5_000, 1.0, True), 3, ScalingState(), 0.0)
+    assert decision.replicas == 1
+    assert "the backlog now is 0" in decision.reason
+    assert decide(DRAIN, observed(5_000, 1.0, None), 3, ScalingState(), 0.0).replicas == 7, "the reading"
+
+
+@pytest.mark.parametrize("found_empty", [False, None])
+@pytest.mark.parametrize(
+    "state",
+    [ScalingState(), ScalingState(queue_empty_seconds=-MAX_METRIC_LAG_SECONDS - 1, stale_backlog=5_000)],
+    ids=["no memory", "found empty long ago"],
+)
+def test_fast_tasks_at_low_busy_fraction_still_scale_out_for_a_backlog(
+    found_empty: bool | None, state: ScalingState
+) -> None:
+    """The hazard a busy-fraction inference has: tasks far shorter than the broker round trip keep few
+    messages in flight at full speed, so 20 pods working flat out read 10% busy. Only an empty receive may
+    discount the backlog; without one, a million messages scale the fleet out."""
+    policy = replace(DRAIN, max_replicas=200)
+    fleet = observed(1_000_000, 20 * 0.1, found_empty, throughput=500.0)  # 500 msg/s per replica
+    decision = decide(policy, fleet, 20, state, 0.0)
+    # 1e6 / (500 x 20 s) + 2 busy = 102 recommended; the HPA's rate limit allows +100% per 15 s.
+    assert decision.replicas == 40
+    assert "recommended 102" in decision.reason
+
+
+def test_the_delayed_replay_of_a_drain_does_not_scale_the_fleet_back_up() -> None:
+    """Drained, scaled in to a fleet the steady stream keeps busy, while the lagged reading still falls."""
+    decision = decide(DRAIN, observed(40_000, 20.0, True), 50, ScalingState(), 0.0)
+    assert "backlog now is 0" in decision.reason
+    state = decision.state
+    for now, reading in ((60.0, 30_000), (120.0, 20_000), (170.0, 9_000)):
+        decision = decide(DRAIN, observed(reading, 25.0, False), 25, state, now)  # no empty receive since
+        assert decision.replicas == 25, f"scaled on the replay of a drained backlog at {now} s"
+        state = decision.state
+    # Once the reading has fallen to nothing, backlog it shows is new.
+    decision = decide(DRAIN, observed(0, 25.0, False), 25, state, 175.0)
+    decision = decide(DRAIN, observed(2_000, 25.0, False), 25, decision.state, 180.0)
+    assert decision.replicas > 25
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    policy=policies,
+    backlog=st.floats(0, 1e6),
+    throughput=st.floats(0.01, 1000),
+    busy=st.floats(0, 50),
+    found_empty=st.one_of(st.none(), st.booleans()),
+    current=st.integers(0, 50),
+)
+def test_only_an_empty_receive_lowers_the_decision(
+    policy: ScalingPolicy,
+    backlog: float,
+    throughput: float,
+    busy: float,
+    found_empty: bool | None,
+    current: int,
+) -> None:
+    current = max(policy.min_replicas, min(policy.max_replicas, current))
+    signalled = observed(backlog, busy, found_empty, throughput)
+    reading_only = replace(signalled, queue_found_empty=None)
+    present, _ = present_backlog(signalled, ScalingState(), 0.0)
+    assert present == (0 if found_empty else backlog), "the busy fraction moved the backlog"
+    lowered = decide(policy, signalled, current, ScalingState(), 100.0).replicas
+    assert lowered <= decide(policy, reading_only, current, ScalingState(), 100.0).replicas

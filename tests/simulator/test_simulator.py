@@ -3,6 +3,7 @@ and a CLI that prints the table and draws the plot. It drives the operator's rea
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from qc_operator.simulator.scalers import (
     KEDA_COOLDOWN_SECONDS,
     KedaHpaScaler,
     OurScaler,
+    Signals,
     our_default_policy,
 )
 
@@ -83,6 +85,62 @@ def test_our_scaler_is_the_operators_decide(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(scaling, "decide", spy)
     simulate(traces.shape("step", 600, 50), Scenario(), OurScaler(our_default_policy(10)))
     assert len(calls) == pytest.approx(600 / scaling.DEFAULT_POLLING_INTERVAL_SECONDS, abs=2)
+    # It sees what the operator scrapes from the workers, as the operator's tick passes it.
+    assert any(c.busy_replicas for c in calls), "the workers' load never reached the scaler"
+    assert {c.queue_found_empty for c in calls} == {None, False, True}
+
+
+@dataclass
+class Fixed:
+    """Holds `replicas` from the start and records what the model shows a scaler each second."""
+
+    replicas: int
+    name: str = "fixed"
+    seen: list[Signals] = field(default_factory=list)
+
+    def step(self, now: float, signals: Signals, current: int) -> int:
+        self.seen.append(signals)
+        return self.replicas
+
+
+def test_the_queue_runs_dry_when_ready_pods_have_spare_capacity() -> None:
+    arrivals = np.zeros(120)
+    arrivals[:60] = 5.0  # half of one replica's 10 msg/s, queued for 20 s while the pod starts
+    scaler = Fixed(1)
+    simulate(arrivals, Scenario(startup_seconds=20), scaler)
+    dry = [s.queue_ran_dry for s in scaler.seen]
+    assert dry[:20] == [None] * 20, "no pod was ready to receive"
+    assert dry[20:30] == [False] * 10, "a ready pod working through the backlog found messages"
+    assert dry[40:] == [True] * len(dry[40:]), "a pod with spare capacity received nothing"
+    assert all(s.backlog == 0 for s in scaler.seen[40:])
+
+
+def test_our_scaler_sees_the_queue_found_empty_at_any_second_since_its_last_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the operator reads a counter's delta between two scrapes: one dry second shows at the next tick."""
+    seen: list[bool | None] = []
+    real = scaling.decide
+
+    def spy(*args: object, **kwargs: object) -> scaling.Decision:
+        seen.append(args[1].queue_found_empty)  # type: ignore[attr-defined]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaling, "decide", spy)
+    scaler = OurScaler(our_default_policy(10))  # decides at 0, 5, 10, 15, 20 s
+    for t in range(21):
+        ran_dry = None if t < 3 else t == 7  # no pod ready until 3 s; the queue ran dry at 7 s only
+        scaler.step(float(t), Signals(0.0, 10.0, 1.0, 1.0, ran_dry), 1)
+    assert seen == [None, False, True, False, False]
+
+
+@pytest.mark.parametrize("lag", [5, 90])
+def test_a_fleet_that_keeps_up_with_a_steady_stream_stays_put(lag: int) -> None:
+    arrivals = np.full(3600, 95.0)  # 9.5 replicas' worth at 10 msg/s each
+    run = simulate(arrivals, Scenario(metric_lag_seconds=lag), OurScaler(our_default_policy(50)))
+    settled = run.replicas[600:3600]
+    assert settled.min() == settled.max() == 10, "scaled away from a fleet that keeps up, or flapped"
+    assert run.backlog[600:3600].max() == 0, "messages waited once the fleet had settled"
 
 
 def test_cli_prints_the_table_and_draws_the_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

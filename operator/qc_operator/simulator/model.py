@@ -1,5 +1,7 @@
 """The queue model: one-second steps of arrivals, service by ready replicas, pod start-up delay and metric
-lag; the scaler sees the backlog as it was `metric_lag_seconds` ago, as a real metrics pipeline shows it."""
+lag; the scaler sees the backlog as it was `metric_lag_seconds` ago, as a real metrics pipeline shows it,
+and the workers' own metrics (throughput, in flight, busy fractions, empty receives) as they are now, as the
+operator scrapes them from the pods."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qc_operator.simulator.scalers import Scaler
+from qc_operator.simulator.scalers import Scaler, Signals
 from qc_operator.simulator.traces import Arrivals
 
 Series = npt.NDArray[np.float64]
@@ -56,7 +58,10 @@ def simulate(arrivals: Arrivals, scenario: Scenario, scaler: Scaler,
         if ready and served >= ready * scenario.throughput_per_replica * 0.5:
             measured = scenario.throughput_per_replica  # the workers' metrics reveal it once they are busy
         seen = backlog_series[t - lag] if t >= lag else 0.0
-        wanted = scaler.step(float(t), float(seen), measured, served, len(pods))
+        busy = served / scenario.throughput_per_replica  # the ready pods' busy fractions, summed
+        # Spare capacity means the queue ran dry this second: a worker with free slots received nothing.
+        ran_dry = served < ready * scenario.throughput_per_replica if ready else None
+        wanted = scaler.step(float(t), Signals(float(seen), measured, served, busy, ran_dry), len(pods))
         while len(pods) < wanted:
             pods.append(t + scenario.startup_seconds)
         while len(pods) > wanted:

@@ -1,10 +1,13 @@
 """The two autoscalers compared: ours (the operator's real `scaling.decide`) and KEDA + HPA v2.
 
-Both see the same lagged backlog. KEDA + HPA uses the documented defaults: KEDA polls activity every
-30 s, scales 0 -> 1 above the activation value (0) and back to 0 after cooldownPeriod 300 s; the HPA syncs
-every 15 s with tolerance 0.1 on an AverageValue target, scale-up max(4 pods, 100%) per 15 s and
-scale-down stabilization 300 s at 100% per 15 s. The HPA arithmetic is `scaling.decide` with HPA rules
-(the property tests prove it reproduces the HPA); KEDA's 0 <-> 1 sits on top, as in a cluster.
+Both see the same lagged backlog. Ours also reads what the operator scrapes from the worker pods, which is
+fresh: measured throughput, work in flight, the summed busy fractions, and whether a worker found the queue
+empty since the previous decision (its empty-receive counter rose between two scrapes). KEDA + HPA uses the
+documented defaults: KEDA polls activity every 30 s, scales 0 -> 1 above the activation value (0) and back
+to 0 after cooldownPeriod 300 s; the HPA syncs every 15 s with tolerance 0.1 on an AverageValue target,
+scale-up max(4 pods, 100%) per 15 s and scale-down stabilization 300 s at 100% per 15 s. The HPA arithmetic
+is `scaling.decide` with HPA rules (the property tests prove it reproduces the HPA); KEDA's 0 <-> 1 sits on
+top, as in a cluster.
 """
 
 from __future__ import annotations
@@ -20,12 +23,23 @@ KEDA_COOLDOWN_SECONDS = 300.0
 HPA_SYNC_SECONDS = 15.0
 
 
+@dataclass(frozen=True)
+class Signals:
+    """What a scaler can see at one second of the model."""
+
+    backlog: float  # as the metrics pipeline shows it: `Scenario.metric_lag_seconds` old
+    throughput: float | None  # messages/s per busy replica, once the workers' metrics have revealed it
+    in_flight: float  # messages being served this second
+    busy_replicas: float  # the serving pods' busy fractions, summed (worker metrics: fresh)
+    # This second, ready pods had spare capacity: the queue ran dry and they got empty receives. None: no
+    # pod was ready to receive.
+    queue_ran_dry: bool | None
+
+
 class Scaler(Protocol):
     name: str
 
-    def step(
-        self, now: float, backlog: float, throughput: float | None, in_flight: float, current: int
-    ) -> int:
+    def step(self, now: float, signals: Signals, current: int) -> int:
         """Replicas wanted at second `now` (usually `current`: most seconds are not decision points)."""
         ...
 
@@ -53,14 +67,24 @@ class OurScaler:
     name: str = "queue-consumer-operator"
     state: scaling.ScalingState = field(default_factory=scaling.ScalingState)
     _next: float = 0.0
+    # Whether the queue ran dry at any second since the last decision, as the operator reads it from the
+    # workers' empty-receive counters scraped at each tick; None: no pod could have received.
+    _found_empty: bool | None = None
 
-    def step(
-        self, now: float, backlog: float, throughput: float | None, in_flight: float, current: int
-    ) -> int:
+    def step(self, now: float, signals: Signals, current: int) -> int:
+        if signals.queue_ran_dry is not None:
+            self._found_empty = bool(self._found_empty) or signals.queue_ran_dry
         if now < self._next:
             return current
         self._next = now + self.interval_seconds
-        observation = scaling.Observation(backlog, throughput, in_flight)
+        observation = scaling.Observation(
+            signals.backlog,
+            signals.throughput,
+            signals.in_flight,
+            busy_replicas=signals.busy_replicas,
+            queue_found_empty=self._found_empty,
+        )
+        self._found_empty = None  # the counters' next delta starts at this scrape
         decision = scaling.decide(self.policy, observation, current, self.state, now)
         self.state = decision.state
         return decision.replicas
@@ -85,9 +109,8 @@ class KedaHpaScaler:
             fallback_replicas=None,
         )  # fmt: skip
 
-    def step(
-        self, now: float, backlog: float, throughput: float | None, in_flight: float, current: int
-    ) -> int:
+    def step(self, now: float, signals: Signals, current: int) -> int:
+        backlog = signals.backlog  # KEDA and the HPA read the backlog alone
         wanted = current
         if now >= self._next_poll:  # KEDA's own loop: activation and cooldown
             self._next_poll = now + KEDA_POLLING_INTERVAL_SECONDS

@@ -1,8 +1,14 @@
-"""The workers' own metrics, scraped from each pod: work in flight per pod and measured throughput.
+"""The workers' own metrics, scraped from each pod: work in flight per pod, measured throughput, and
+whether the queue ran dry since the previous scrape.
 
 Throughput per replica is estimated as completions per second divided by the summed busy fraction: ten
 messages a second from pods busy half the time means twenty a second per fully busy replica. That is the
 capacity figure the latency target needs, and it does not fall when the queue runs dry.
+
+A worker counts the receives that, with slots free, got nothing: if any pod's count rose since the previous
+scrape, the queue had nothing to give at some moment of that interval (`scaling.present_backlog` uses it
+against a backlog reading that may be minutes old). A busy fraction cannot tell that: for tasks much
+shorter than the broker round trip, a worker at full speed holds few messages in flight.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ class PodSample:
     acked_total: float
     in_flight: float
     busy_ratio: float
+    empty_receives_total: float | None = None  # None: the worker does not export the counter
 
 
 @dataclass(frozen=True)
@@ -34,19 +41,42 @@ class WorkerStats:
     throughput_per_replica: float | None
     busy_replicas: float | None  # the sum of the pods' busy fractions; None when no pod answered
     scraped_pods: int
+    # Some pod's empty-receive counter rose since its previous scrape; None when no pod could be compared.
+    queue_found_empty: bool | None
 
 
 def parse_pod_metrics(text: str) -> PodSample:
     acked = in_flight = busy = 0.0
+    empty: float | None = None
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == names.WORKER_MESSAGES_ACKED:
                 acked += sample.value
+            elif sample.name == names.WORKER_EMPTY_RECEIVES:
+                empty = (empty or 0.0) + sample.value
             elif sample.name == names.WORKER_TASKS_IN_FLIGHT:
                 in_flight += sample.value
             elif sample.name == names.WORKER_BUSY_RATIO:
                 busy = max(busy, sample.value)
-    return PodSample(acked, in_flight, busy)
+    return PodSample(acked, in_flight, busy, empty)
+
+
+def queue_found_empty(previous: dict[str, PodSample], current: dict[str, PodSample]) -> bool | None:
+    """Whether any pod's empty-receive counter rose between two scrapes (pod name -> sample).
+
+    A pod tells nothing without a previous sample, without the counter, or when its counter went down (the
+    container restarted, so the rise since then is unknown). None when no pod tells anything.
+    """
+    told = False
+    for pod, sample in current.items():
+        before = previous.get(pod)
+        if before is None or before.empty_receives_total is None or sample.empty_receives_total is None:
+            continue
+        if sample.empty_receives_total > before.empty_receives_total:
+            return True
+        if sample.empty_receives_total == before.empty_receives_total:
+            told = True
+    return False if told else None
 
 
 @dataclass
@@ -87,7 +117,8 @@ async def read_workers(
     session: aiohttp.ClientSession, endpoints: dict[str, str], estimator: ThroughputEstimator
 ) -> WorkerStats:
     samples = await scrape(session, endpoints)
+    found_empty = queue_found_empty({pod: s for pod, (_, s) in estimator.previous.items()}, samples)
     throughput = estimator.update(samples, time.monotonic())
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
     busy = sum(s.busy_ratio for s in samples.values()) if samples else None
-    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, len(samples))
+    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, len(samples), found_empty)
