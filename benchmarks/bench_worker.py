@@ -4,7 +4,9 @@
    ideal (cores / mean task CPU time) and against a round-based reference written here the way the
    original design works (pull N, a fresh process per message, wait for the whole round, sleep).
 2. No-op async tasks: messages per second against the raw client's own consume-and-ack loop on the same
-   broker, for RabbitMQ and for the Pub/Sub emulator.
+   broker, for RabbitMQ and for the Pub/Sub emulator. A broker warms up (the emulator is a JVM that gets
+   several times faster over its first runs), so a throwaway raw pass goes first, then raw and ours
+   alternate for ROUNDS rounds and the medians are compared.
 3. Peak RSS of one `qc-worker` process at 64 in flight with 1 KiB messages.
 """
 
@@ -15,10 +17,12 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
@@ -42,6 +46,7 @@ from qc_worker.tasks import load_task  # noqa: E402
 CORES = os.cpu_count() or 1
 CPU_TASKS = 160
 NOOP_MESSAGES = 6000
+ROUNDS = 3
 
 
 def cpu_durations(rng: random.Random) -> list[float]:
@@ -139,15 +144,32 @@ async def fill_rabbitmq(url: str, queue: str, count: int, size: int = 1024) -> N
                 for _ in range(min(500, count - start))))  # fmt: skip
 
 
+def side_by_side(raw: Callable[[str], float], ours: Callable[[str], float]) -> tuple[float, float]:
+    """Median seconds of raw and ours over ROUNDS alternating rounds, after one throwaway raw warm-up."""
+    raw("warm-up")
+    raw_seconds, our_seconds = [], []
+    for round_number in range(ROUNDS):
+        raw_seconds.append(raw(f"raw-{round_number}"))
+        our_seconds.append(ours(f"ours-{round_number}"))
+    return statistics.median(raw_seconds), statistics.median(our_seconds)
+
+
 def bench_rabbitmq(broker: RabbitMQ) -> None:
-    asyncio.run(fill_rabbitmq(broker.amqp_url, "raw", NOOP_MESSAGES))
-    raw = asyncio.run(raw_rabbitmq(broker.amqp_url, "raw", NOOP_MESSAGES))
-    asyncio.run(fill_rabbitmq(broker.amqp_url, "ours", NOOP_MESSAGES))
-    source = RabbitMQSource(broker.amqp_url, "ours", "", 64)
-    ours = asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
-    print(f"\n## No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64)")
-    print(f"raw aio-pika consume + ack      {NOOP_MESSAGES / raw:7.0f} msg/s")
-    print(f"qc-worker                       {NOOP_MESSAGES / ours:7.0f} msg/s   = {raw / ours:.2f} of raw")
+    def raw(queue: str) -> float:
+        asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
+        return asyncio.run(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
+
+    def ours(queue: str) -> float:
+        asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
+        source = RabbitMQSource(broker.amqp_url, queue, "", 64)
+        return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
+
+    raw_seconds, our_seconds = side_by_side(raw, ours)
+    print(f"\n## No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64;"
+          f" medians of {ROUNDS} alternating rounds after a warm-up)")  # fmt: skip
+    print(f"raw aio-pika consume + ack      {NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
+    print(f"qc-worker                       {NOOP_MESSAGES / our_seconds:7.0f} msg/s   "
+          f"= {raw_seconds / our_seconds:.2f} of raw")  # fmt: skip
 
 
 def raw_pubsub(subscription: str, count: int) -> float:
@@ -167,27 +189,30 @@ def raw_pubsub(subscription: str, count: int) -> float:
 def bench_pubsub(emulator: PubSubEmulator) -> None:
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    results = {}
-    for name in ("raw", "ours"):
+
+    def subscription_with_messages(name: str) -> str:
         topic = publisher.topic_path(emulator.project, f"bench-{name}")
-        subscription = subscriber.subscription_path(emulator.project, f"bench-{name}")
+        subscription: str = subscriber.subscription_path(emulator.project, f"bench-{name}")
         publisher.create_topic(name=topic)
         subscriber.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
         for future in [publisher.publish(topic, b"x" * 1024) for _ in range(NOOP_MESSAGES)]:
             future.result()
-        if name == "raw":
-            results[name] = raw_pubsub(subscription, NOOP_MESSAGES)
-        else:
-            source = PubSubSource(emulator.project, f"bench-{name}", "")
-            results[name] = asyncio.run(
-                run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES)
-            )
-    print(f"\n## No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack)")
-    print(f"raw client pull + ack           {NOOP_MESSAGES / results['raw']:7.0f} msg/s")
-    print(
-        f"qc-worker (window 100)          {NOOP_MESSAGES / results['ours']:7.0f} msg/s   "
-        f"= {results['raw'] / results['ours']:.2f} of raw"
-    )
+        return subscription
+
+    def raw(name: str) -> float:
+        return raw_pubsub(subscription_with_messages(name), NOOP_MESSAGES)
+
+    def ours(name: str) -> float:
+        subscription_with_messages(name)
+        source = PubSubSource(emulator.project, f"bench-{name}", "")
+        return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
+
+    raw_seconds, our_seconds = side_by_side(raw, ours)
+    print(f"\n## No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack;"
+          f" medians of {ROUNDS} alternating rounds after a warm-up)")  # fmt: skip
+    print(f"raw client pull + ack           {NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
+    print(f"qc-worker (window 100)          {NOOP_MESSAGES / our_seconds:7.0f} msg/s   "
+          f"= {raw_seconds / our_seconds:.2f} of raw")  # fmt: skip
 
 
 def bench_rss(broker: RabbitMQ) -> None:

@@ -26,6 +26,8 @@ from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
 log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_SECONDS = 5.0  # how long one empty pull may wait for messages
+# Before asking again after a pull answered empty early: never a busy loop against the service.
+EARLY_EMPTY_PAUSE_SECONDS = 0.05
 ACK_BATCH_WINDOW_SECONDS = 0.01
 ACK_BATCH_MAX_IDS = 1000
 MAX_ACK_DEADLINE_SECONDS = 600
@@ -92,6 +94,7 @@ class PubSubSource:
         self._client = SubscriberAsyncClient()
         subscription = await self._subscriber.get_subscription(subscription=self.subscription)
         self.exactly_once = bool(subscription.enable_exactly_once_delivery)
+
         self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or 10)
 
     async def receive(self, max_messages: int) -> list[Delivery]:
@@ -100,6 +103,8 @@ class PubSubSource:
         deadline = time.monotonic() + PULL_TIMEOUT_SECONDS
         response = None
         while response is None or not response._pb.received_messages:
+            if response is not None:
+                await asyncio.sleep(EARLY_EMPTY_PAUSE_SECONDS)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
