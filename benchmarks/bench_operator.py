@@ -197,7 +197,8 @@ def main() -> int:
             time.sleep(args.steady_seconds)
             elapsed = time.monotonic() - started
             cpu = (cpu_seconds(operator.pid) - cpu_before) / elapsed
-            writes_per_minute = counter.operator_writes * 60 / elapsed
+            steady_count = counter.operator_writes  # before the backlog: what follows is the scale-up's
+            writes_per_minute = steady_count * 60 / elapsed
             controller_per_minute = counter.controller_status_writes * 60 / elapsed
             rss, peak = memory_mib(operator.pid, "VmRSS"), memory_mib(operator.pid, "VmHWM")
 
@@ -206,7 +207,6 @@ def main() -> int:
             while apps.read_namespaced_deployment("probe-worker", NAMESPACE).spec.replicas == 0:
                 time.sleep(0.1)
             reaction = time.monotonic() - appeared
-            steady_count = counter.operator_writes
             time.sleep(3)
             scale_writes = counter.operator_writes - steady_count  # proves the watch sees the operator
             counter.stop.set()

@@ -85,9 +85,12 @@ class WorkerMetrics:
         self._lease_c = self._lease.labels(**labels)
         self._empty_c = self._empty.labels(**labels)
         self._kills_c = self._kills.labels(**labels)
-        self._in_flight_c = self._in_flight.labels(**labels)
-        self._busy_c = self._busy.labels(**labels)
-        self._last_success_c = self._last_success.labels(**labels)
+        # Gauges of the hot path are read when scraped, not set per message (each set takes a lock).
+        self._in_flight_now = 0
+        self._last_success_unix_seconds = 0.0
+        self._in_flight.labels(**labels).set_function(lambda: self._in_flight_now)
+        self._busy.labels(**labels).set_function(lambda: min(1.0, self._in_flight_now / self.capacity))
+        self._last_success.labels(**labels).set_function(lambda: self._last_success_unix_seconds)
         self._duration_c = self._duration.labels(**labels)
         self._latency_c = self._latency.labels(**labels)
         # Export every series we know will exist, at 0, so rates and alerts work from the first scrape.
@@ -95,7 +98,6 @@ class WorkerMetrics:
             self._failed.labels(**labels, reason=reason)
             self._dead.labels(**labels, reason=reason)
         self._capacity.labels(**labels).set(capacity)
-        self.set_in_flight(0)
 
     def received(self, count: int = 1) -> None:
         self._received_c.inc(count)
@@ -104,7 +106,7 @@ class WorkerMetrics:
         self._acked_c.inc()
         self._duration_c.observe(task_seconds)
         self._latency_c.observe(receive_to_ack_seconds)
-        self._last_success_c.set(time.time())
+        self._last_success_unix_seconds = time.time()
 
     def empty_receive(self) -> None:
         self._empty_c.inc()
@@ -128,5 +130,4 @@ class WorkerMetrics:
         self._lease_c.inc(count)
 
     def set_in_flight(self, in_flight: int) -> None:
-        self._in_flight_c.set(in_flight)
-        self._busy_c.set(min(1.0, in_flight / self.capacity))
+        self._in_flight_now = in_flight

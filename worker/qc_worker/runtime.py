@@ -53,10 +53,13 @@ class Runtime:
         self.executor = executor
         self.metrics = metrics
         self.capacity = settings.concurrency
+        # Flow control as the Pub/Sub client does it: pause at full load, resume below 80%, so a busy
+        # window pulls in batches rather than one message per round trip.
+        self._min_pull = max(1, self.capacity - int(self.capacity * RESUME_LOAD))
         self.ready = False
         self._held: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()
-        self._slot_freed = asyncio.Event()
+        self._slot_freed = asyncio.Event()  # set once enough slots are free for the next pull
         self._stopping = asyncio.Event()
         self._rng = random.Random()
         self._by_key: dict[str, collections.deque[Delivery]] = {}  # ordering keys with a task running
@@ -99,12 +102,9 @@ class Runtime:
 
     async def _pull_loop(self) -> None:
         stopping = asyncio.create_task(self._stopping.wait())
-        # Flow control as the Pub/Sub client does it: pause at full load, resume below 80%, so a busy
-        # window pulls in batches rather than one message per round trip.
-        min_pull = max(1, self.capacity - int(self.capacity * RESUME_LOAD))
         while not self._stopping.is_set():
             free = self.capacity - len(self._held)
-            if free < min_pull:
+            if free < self._min_pull:
                 self._slot_freed.clear()
                 slot = asyncio.create_task(self._slot_freed.wait())
                 await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -261,7 +261,8 @@ class Runtime:
             if was_held and delivery.message.ordering_key and not self.task.is_batch:
                 self._next_in_order(delivery.message.ordering_key)
         self.metrics.set_in_flight(len(self._held))
-        self._slot_freed.set()
+        if self.capacity - len(self._held) >= self._min_pull:  # wake the pull loop only when it can pull
+            self._slot_freed.set()
 
     # --- shutdown ---
     async def _drain(self) -> None:
