@@ -21,7 +21,7 @@ from devstack.kube import KubeControlPlane
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/dashboards"
-CONFIG = RunConfig(messages_per_consumer=400, work_seconds=0.2, concurrency=4, max_replicas=4, chaos_kills=2,
+CONFIG = RunConfig(messages_per_consumer=600, work_seconds=0.2, concurrency=4, max_replicas=4, chaos_kills=2,
                    scale_down_window_seconds=3, cooldown_seconds=8, timeout_seconds=240)  # fmt: skip
 
 

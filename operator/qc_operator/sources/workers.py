@@ -40,7 +40,6 @@ class WorkerStats:
     total_in_flight: float
     throughput_per_replica: float | None
     busy_replicas: float | None  # the sum of the pods' busy fractions; None when no pod answered
-    scraped_pods: int
     # Some pod's empty-receive counter rose since its previous scrape; None when no pod could be compared.
     queue_found_empty: bool | None
 
@@ -121,4 +120,4 @@ async def read_workers(
     throughput = estimator.update(samples, time.monotonic())
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
     busy = sum(s.busy_ratio for s in samples.values()) if samples else None
-    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, len(samples), found_empty)
+    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, found_empty)
