@@ -144,14 +144,22 @@ async def fill_rabbitmq(url: str, queue: str, count: int, size: int = 1024) -> N
                 for _ in range(min(500, count - start))))  # fmt: skip
 
 
-def side_by_side(raw: Callable[[str], float], ours: Callable[[str], float]) -> tuple[float, float]:
-    """Median seconds of raw and ours over ROUNDS alternating rounds, after one throwaway raw warm-up."""
+def side_by_side(
+    title: str, labels: tuple[str, str], raw: Callable[[str], float], ours: Callable[[str], float]
+) -> None:
+    """Prints the medians of raw and ours over ROUNDS alternating rounds, after one throwaway raw warm-up.
+
+    Each callable takes a fresh queue or subscription name and returns the seconds NOOP_MESSAGES took."""
     raw("warm-up")
-    raw_seconds, our_seconds = [], []
+    raw_runs, our_runs = [], []
     for round_number in range(ROUNDS):
-        raw_seconds.append(raw(f"raw-{round_number}"))
-        our_seconds.append(ours(f"ours-{round_number}"))
-    return statistics.median(raw_seconds), statistics.median(our_seconds)
+        raw_runs.append(raw(f"raw-{round_number}"))
+        our_runs.append(ours(f"ours-{round_number}"))
+    raw_seconds, our_seconds = statistics.median(raw_runs), statistics.median(our_runs)
+    print(f"\n## {title}; medians of {ROUNDS} alternating rounds after a warm-up)")
+    print(f"{labels[0]:<32}{NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
+    ratio = raw_seconds / our_seconds
+    print(f"{labels[1]:<32}{NOOP_MESSAGES / our_seconds:7.0f} msg/s   = {ratio:.2f} of raw")
 
 
 def bench_rabbitmq(broker: RabbitMQ) -> None:
@@ -164,12 +172,8 @@ def bench_rabbitmq(broker: RabbitMQ) -> None:
         source = RabbitMQSource(broker.amqp_url, queue, "", 64)
         return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
 
-    raw_seconds, our_seconds = side_by_side(raw, ours)
-    print(f"\n## No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64;"
-          f" medians of {ROUNDS} alternating rounds after a warm-up)")  # fmt: skip
-    print(f"raw aio-pika consume + ack      {NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
-    print(f"qc-worker                       {NOOP_MESSAGES / our_seconds:7.0f} msg/s   "
-          f"= {raw_seconds / our_seconds:.2f} of raw")  # fmt: skip
+    title = f"No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64"
+    side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours)
 
 
 def raw_pubsub(subscription: str, count: int) -> float:
@@ -207,12 +211,8 @@ def bench_pubsub(emulator: PubSubEmulator) -> None:
         source = PubSubSource(emulator.project, f"bench-{name}", "")
         return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
 
-    raw_seconds, our_seconds = side_by_side(raw, ours)
-    print(f"\n## No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack;"
-          f" medians of {ROUNDS} alternating rounds after a warm-up)")  # fmt: skip
-    print(f"raw client pull + ack           {NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
-    print(f"qc-worker (window 100)          {NOOP_MESSAGES / our_seconds:7.0f} msg/s   "
-          f"= {raw_seconds / our_seconds:.2f} of raw")  # fmt: skip
+    title = f"No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack"
+    side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours)
 
 
 def bench_rss(broker: RabbitMQ) -> None:
