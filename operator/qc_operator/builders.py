@@ -58,42 +58,25 @@ def _metadata(owner: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def _secret_env(name: str, ref: Any) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
-
-
 def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
     w = spec.worker
-    drain = w.drain_grace_seconds if w.drain_grace_seconds is not None else w.task_time_limit_seconds
     env: list[dict[str, Any]] = [
         {"name": worker_env.TASK, "value": w.task},
         {"name": worker_env.SOURCE, "value": spec.source_kind},
         {"name": worker_env.CONCURRENCY, "value": str(w.concurrency)},
         {"name": worker_env.TASK_TIME_LIMIT_SECONDS, "value": str(w.task_time_limit_seconds)},
         {"name": worker_env.MAX_DELIVERY_ATTEMPTS, "value": str(w.max_delivery_attempts)},
-        {"name": worker_env.DRAIN_GRACE_SECONDS, "value": str(drain)},
+        {"name": worker_env.DRAIN_GRACE_SECONDS, "value": str(w.effective_drain_grace_seconds)},
         {"name": worker_env.METRICS_PORT, "value": str(api.WORKER_METRICS_PORT)},
+        *spec.source.worker_environment(),
     ]
-    if spec.pubsub is not None:
-        env += [
-            {"name": worker_env.PUBSUB_PROJECT, "value": spec.pubsub.project},
-            {"name": worker_env.PUBSUB_SUBSCRIPTION, "value": spec.pubsub.subscription},
-            {"name": worker_env.PUBSUB_DEAD_LETTER_TOPIC, "value": spec.pubsub.dead_letter_topic},
-        ]
-    if spec.rabbitmq is not None:
-        env += [
-            _secret_env(worker_env.RABBITMQ_URL, spec.rabbitmq.connection),  # never copied out of the Secret
-            {"name": worker_env.RABBITMQ_QUEUE, "value": spec.rabbitmq.queue},
-            {"name": worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE, "value": spec.rabbitmq.dead_letter_exchange},
-        ]
     # The user's env comes last so it can override (e.g. PUBSUB_EMULATOR_HOST, QC_LOG_LEVEL).
     return env + [copy.deepcopy(e) for e in w.env]
 
 
 def termination_grace_seconds(spec: QueueConsumerSpec) -> int:
     w = spec.worker
-    drain = w.drain_grace_seconds if w.drain_grace_seconds is not None else w.task_time_limit_seconds
-    return max(drain, w.task_time_limit_seconds) + DRAIN_MARGIN_SECONDS
+    return max(w.effective_drain_grace_seconds, w.task_time_limit_seconds) + DRAIN_MARGIN_SECONDS
 
 
 def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +198,12 @@ def metrics_service(owner: dict[str, Any]) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "selector": selector(consumer),
-            "ports": [{"name": api.WORKER_METRICS_PORT_NAME, "port": api.WORKER_METRICS_PORT,
-                       "targetPort": api.WORKER_METRICS_PORT_NAME}],
+            "ports": [
+                {
+                    "name": api.WORKER_METRICS_PORT_NAME,
+                    "port": api.WORKER_METRICS_PORT,
+                    "targetPort": api.WORKER_METRICS_PORT_NAME,
+                }
+            ],
         },
-    }  # fmt: skip
+    }

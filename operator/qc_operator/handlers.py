@@ -1,7 +1,9 @@
 """The kopf handlers: thin functions that check guards and delegate to `reconcile`.
 
 Registered on import (kopf's default registry); `qc-operator run` and the tests' KopfRunner import this
-module. One daemon per QueueConsumer runs the scaling loop at the spec's polling interval.
+module. One daemon per QueueConsumer runs the scaling loop at the spec's polling interval. Every failure
+is classified here (`errors.ready_reason`): an expected one becomes Ready=False with its reason and one
+Warning Event per change; an unexpected one is logged and counted, and the loop goes on.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import aiohttp
 import kopf
 
 from qc_common import api
+from qc_operator import errors, status
 from qc_operator import spec as spec_module
-from qc_operator import status
-from qc_operator.kube import Kube, SecretError, make_api_client
+from qc_operator.kube import Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
-from qc_operator.reconcile import Scaler, ensure_children
+from qc_operator.reconcile import Autoscaler, ensure_children
 from qc_operator.settings import OperatorSettings
 
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
+FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
 
 
 @kopf.on.startup()
@@ -57,15 +60,18 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.metrics_server.cleanup()
 
 
-async def report_invalid(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
-    """Bad input the schema cannot catch: a condition and a Warning event, no scaling, no crash."""
-    previous = dict(body.get("status") or {})
-    wanted = [status.condition("Ready", False, reason, message)]
-    conditions = status.merge_conditions(previous.get("conditions") or [], wanted, status.now_rfc3339())
-    others = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
-    if [c for c in previous.get("conditions") or [] if c.get("type") == "Ready"] != conditions:
+async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
+    """Bad input or a missing piece: Ready=False and a Warning Event, once per change; no scaling."""
+    previous = status.ConsumerStatus.from_dict(body.get("status"))
+    before = [c for c in previous.conditions if c.type == "Ready"]
+    wanted = status.merge_conditions(
+        before, [status.Condition("Ready", False, reason, message)], status.now_rfc3339()
+    )
+    if list(wanted) != before:
+        others = [c.to_dict() for c in previous.conditions if c.type != "Ready"]
         meta = body["metadata"]
-        await memo.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions + others})
+        conditions = [c.to_dict() for c in wanted] + others
+        await memo.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions})
         kopf.warn(body, reason=reason, message=message)
 
 
@@ -75,41 +81,37 @@ async def report_invalid(memo: kopf.Memo, body: kopf.Body, reason: str, message:
 async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     plain = copy.deepcopy(dict(body))
     try:
-        parsed = spec_module.parse(plain["spec"])
-        await ensure_children(memo.kube, plain, parsed)
-    except spec_module.SpecError as error:
-        await report_invalid(memo, body, "InvalidSpec", str(error))
-    except SecretError as error:
-        await report_invalid(memo, body, "SecretMissing", str(error))
+        await ensure_children(memo.kube, plain, spec_module.parse(plain["spec"]))
+    except Exception as error:
+        reason = errors.ready_reason(error)
+        if reason is None:
+            raise  # kopf retries unexpected failures with its backoff
+        await report_not_ready(memo, body, reason, str(error))
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10)
 async def scale(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **_: Any
 ) -> None:
-    scaler = Scaler(memo.kube, memo.session, memo.metrics)
-    meta = body["metadata"]
-    labels = {"namespace": meta["namespace"], "consumer": meta["name"]}
+    autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     while not stopped:
-        interval = 5.0
+        interval = FIRST_TICK_INTERVAL_SECONDS
         plain = copy.deepcopy(dict(body))
         try:
             parsed = spec_module.parse(plain["spec"])
             interval = parsed.polling_interval_seconds
-            await scaler.tick(plain, parsed)
-            memo.metrics.reconciles.labels(**labels, result="ok").inc()
-        except spec_module.SpecError as error:
-            memo.metrics.reconciles.labels(**labels, result="invalid").inc()
-            await report_invalid(memo, body, "InvalidSpec", str(error))
-        except SecretError as error:
-            memo.metrics.reconciles.labels(**labels, result="invalid").inc()
-            await report_invalid(memo, body, "SecretMissing", str(error))
-        except Exception:  # an API hiccup: logged, counted, retried next tick — never the end of the loop
-            memo.metrics.reconciles.labels(**labels, result="error").inc()
-            logger.exception("scaling tick failed")
-        for event_type, reason, message in scaler.events:
-            kopf.event(body, type=event_type, reason=reason, message=message)
-        scaler.events.clear()
+            for event in await autoscaler.tick(plain, parsed):
+                kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            memo.metrics.reconciled(namespace, name, "ok")
+        except Exception as error:  # never the end of the loop
+            reason = errors.ready_reason(error)
+            if reason is not None:
+                memo.metrics.reconciled(namespace, name, "invalid")
+                await report_not_ready(memo, body, reason, str(error))
+            else:  # an API hiccup: logged, counted, retried next tick
+                memo.metrics.reconciled(namespace, name, "error")
+                logger.exception("scaling tick failed")
         await stopped.wait(interval)
 
 

@@ -16,11 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from qc_common import api
-from qc_operator.spec import SecretKeyRef
-
-
-class SecretError(ValueError):
-    """A Secret or key the spec names does not exist (a condition, never a crash)."""
+from qc_operator.errors import SecretError
+from qc_operator.sources.base import SecretKeyRef
 
 
 @dataclass(frozen=True)
@@ -28,7 +25,6 @@ class DeploymentState:
     replicas: int
     ready_replicas: int
     pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
-    template_hash: str | None
 
 
 @dataclass(frozen=True)
@@ -68,10 +64,13 @@ class Kube:
         data = secret.data or {}
         if ref.key not in data:
             raise SecretError(f"Secret {ref.name!r} has no key {ref.key!r}")
-        return base64.b64decode(data[ref.key]).decode()
+        try:
+            return base64.b64decode(data[ref.key]).decode()
+        except UnicodeDecodeError as error:
+            raise SecretError(f"Secret {ref.name!r} key {ref.key!r} is not UTF-8 text") from error
 
-    async def secret_exists(self, namespace: str, ref: SecretKeyRef) -> None:
-        await self.secret_value(namespace, ref)  # raises SecretError with the reason
+    async def secret_values(self, namespace: str, refs: tuple[SecretKeyRef, ...]) -> dict[SecretKeyRef, str]:
+        return {ref: await self.secret_value(namespace, ref) for ref in refs}
 
     # --- owned objects ---
     async def apply_deployment(self, desired: dict[str, Any]) -> bool:
@@ -123,12 +122,10 @@ class Kube:
             if error.status == 404:
                 return None
             raise
-        annotations = deployment.spec.template.metadata.annotations or {}
         return DeploymentState(
             replicas=int(deployment.spec.replicas or 0),
             ready_replicas=int(deployment.status.ready_replicas or 0),
             pods=int(deployment.status.replicas or 0),
-            template_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
         )
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
@@ -165,5 +162,10 @@ class Kube:
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await asyncio.to_thread(
             self.custom.patch_namespaced_custom_object_status,
-            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": status},
-        )  # fmt: skip
+            api.GROUP,
+            api.VERSION,
+            namespace,
+            api.PLURAL,
+            name,
+            {"status": status},
+        )

@@ -13,8 +13,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from qc_common import metrics as names
+from qc_operator.plan import Plan
+from qc_operator.spec import QueueConsumerSpec
 
 KEYS = ["namespace", "consumer"]
 
@@ -44,14 +47,64 @@ class OperatorMetrics:
         self.source_latency = Histogram(
             names.OPERATOR_SOURCE_LATENCY, "Backlog read duration.", [*KEYS, "source"], registry=r
         )
-        self._gauges = (self.backlog, self.oldest_age, self.desired, self.current, self.ready,
-                        self.max_replicas, self.throughput, self.fallback, self.paused)  # fmt: skip
+        self._gauges = (
+            self.backlog,
+            self.oldest_age,
+            self.desired,
+            self.current,
+            self.ready,
+            self.max_replicas,
+            self.throughput,
+            self.fallback,
+            self.paused,
+        )
+        # Every labelled series of one consumer, to drop them all when it is deleted.
+        self._series: dict[tuple[str, str], set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
+
+    def series_for(self, namespace: str, consumer: str, source: str) -> dict[str, str]:
+        """The labels of the per-source series; creates, at zero, the series that dashboards and alerts
+        rate() over, so they exist from the first tick. `source` is where the backlog is read from."""
+        labels = {"namespace": namespace, "consumer": consumer, "source": source}
+        self.source_errors.labels(**labels)
+        for direction in ("up", "down"):
+            self.scale_events.labels(namespace=namespace, consumer=consumer, direction=direction)
+            self._remember(namespace, consumer, self.scale_events, direction)
+        self._remember(namespace, consumer, self.source_errors, source)
+        self._remember(namespace, consumer, self.source_latency, source)
+        return labels
+
+    def reconciled(self, namespace: str, consumer: str, result: str) -> None:
+        self.reconciles.labels(namespace=namespace, consumer=consumer, result=result).inc()
+        self._remember(namespace, consumer, self.reconciles, result)
+
+    def _remember(self, namespace: str, consumer: str, metric: MetricWrapperBase, extra: str) -> None:
+        self._series.setdefault((namespace, consumer), set()).add((metric, (namespace, consumer, extra)))
+
+    def record(self, namespace: str, consumer: str, spec: QueueConsumerSpec, the_plan: Plan) -> None:
+        """The gauges after a tick's plan was applied."""
+        keys = (namespace, consumer)
+        state = the_plan.status
+        if state.backlog is not None:
+            self.backlog.labels(*keys).set(state.backlog)
+        if state.oldest_message_age_seconds is not None:
+            self.oldest_age.labels(*keys).set(state.oldest_message_age_seconds)
+        if state.throughput_per_replica is not None:
+            self.throughput.labels(*keys).set(state.throughput_per_replica)
+        self.desired.labels(*keys).set(the_plan.decision.replicas)
+        self.current.labels(*keys).set(the_plan.target)
+        self.ready.labels(*keys).set(state.ready_replicas)
+        self.max_replicas.labels(*keys).set(spec.policy.max_replicas)
+        self.fallback.labels(*keys).set(1 if the_plan.decision.fallback else 0)
+        self.paused.labels(*keys).set(1 if the_plan.paused else 0)
 
     def forget(self, namespace: str, consumer: str) -> None:
-        """Drop a deleted consumer's series."""
+        """Drop every series of a deleted consumer: gauges, counters and histograms alike."""
         for gauge in self._gauges:
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, consumer)
+        for metric, labels in self._series.pop((namespace, consumer), set()):
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
 
 
 async def serve(registry: CollectorRegistry, port: int) -> web.AppRunner:

@@ -1,8 +1,9 @@
 """The operator's work for one QueueConsumer: make its children exist, and one scaling tick.
 
-Invoked from `handlers`: `ensure_children` on create/update/resume, `Scaler.tick` from the per-object
-daemon every polling interval. Decisions are `scaling.decide`'s; this module gathers the observation,
-applies the decision (pod-deletion costs first, then the Deployment's scale) and reports it.
+Invoked from `handlers`: `ensure_children` on create/update/resume, `Autoscaler.tick` from the
+per-object daemon every polling interval. A tick is three steps: `observe` (every read: the Deployment,
+Secrets, the backlog, the workers' metrics), the pure `plan.plan` (the target, the status and the Events),
+and `apply` (every write: pod-deletion costs first, then the Deployment's scale, then the status).
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ from typing import Any
 
 import aiohttp
 
-from qc_common import api
-from qc_operator import builders, scaling, status
-from qc_operator.kube import Kube, SecretError
+from qc_operator import builders, plan, scaling, status
+from qc_operator.errors import DeploymentMissing, SecretError, SourceError
+from qc_operator.http import JsonFetcher, scrape_workers
+from qc_operator.kube import Kube
 from qc_operator.metrics import OperatorMetrics
-from qc_operator.sources import prometheus as promql
-from qc_operator.sources import pubsub, rabbitmq, workers
-from qc_operator.sources.base import BacklogSource, SourceError
-from qc_operator.spec import QueueConsumerSpec, SpecError
+from qc_operator.spec import QueueConsumerSpec
+from qc_operator.workers import ThroughputEstimator, summarize
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
     """Create what the workers need and roll the Deployment when its pod template changed."""
     namespace = body["metadata"]["namespace"]
-    if spec.rabbitmq is not None:
-        await kube.secret_exists(namespace, spec.rabbitmq.connection)  # fail early, with a clear condition
+    await kube.secret_values(namespace, spec.source.worker_secret_refs())  # fail early, with a condition
     if spec.worker.service_account_name is None:
         await kube.ensure_exists(builders.service_account(body))
     await kube.ensure_exists(builders.metrics_service(body))
@@ -39,195 +38,83 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
     await kube.apply_deployment(builders.deployment(body, spec, int(initial)))
 
 
-async def backlog_source(kube: Kube, namespace: str, spec: QueueConsumerSpec) -> BacklogSource:
-    """The configured backlog source, with its credentials read from their Secrets."""
-    if spec.backlog is not None:
-        p = spec.backlog
-        token = await kube.secret_value(namespace, p.bearer_token) if p.bearer_token else None
-        return promql.PrometheusBacklog(p.server_address, p.query, token)
-    if spec.rabbitmq is not None:
-        if spec.rabbitmq.management is None:
-            raise SpecError("a RabbitMQ source needs managementSecretRef to read the backlog")
-        url = await kube.secret_value(namespace, spec.rabbitmq.management)
-        return rabbitmq.RabbitMQBacklog(url, spec.rabbitmq.queue, spec.rabbitmq.vhost)
-    assert spec.pubsub is not None
-    ps = spec.pubsub
-    token = await kube.secret_value(namespace, ps.credentials) if ps.credentials else None
-    return pubsub.PubSubBacklog(ps.project, ps.subscription, ps.monitoring_endpoint, token)
-
-
-def deletion_costs(in_flight_by_pod: dict[str, float]) -> dict[str, int]:
-    """Busier pods cost more to delete, so the ReplicaSet removes idle ones first."""
-    return {pod: round(in_flight) for pod, in_flight in in_flight_by_pod.items()}
-
-
-def pause_override(annotations: dict[str, str], current: int) -> tuple[int | None, str]:
-    """(replicas to hold, message) when paused by annotation; (None, "") otherwise."""
-    raw = annotations.get(api.PAUSED_REPLICAS_ANNOTATION)
-    if raw is not None:
-        if raw.strip().isdigit():
-            return int(raw), f"paused by {api.PAUSED_REPLICAS_ANNOTATION} at {int(raw)} replicas"
-        return (
-            current,
-            f"paused, but {api.PAUSED_REPLICAS_ANNOTATION}={raw!r} is not a number: holding {current}",
-        )
-    if annotations.get(api.PAUSED_ANNOTATION, "").lower() == "true":
-        return current, f"paused by {api.PAUSED_ANNOTATION}: holding {current} replicas"
-    return None, ""
-
-
 @dataclass
-class Scaler:
-    """Per-QueueConsumer scaling memory: the decision state, throughput estimator, last status written."""
+class Autoscaler:
+    """One QueueConsumer's scaling loop and its memory between ticks (kept by the handler's daemon)."""
 
     kube: Kube
     session: aiohttp.ClientSession
     metrics: OperatorMetrics
     state: scaling.ScalingState | None = None
-    estimator: workers.ThroughputEstimator = field(default_factory=workers.ThroughputEstimator)
-    last_status: dict[str, Any] | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message) to post
+    last_status: status.ConsumerStatus | None = None
+    estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
 
-    async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
+    async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
+        """One observe -> plan -> apply; returns the Events to post."""
+        meta = body["metadata"]
+        if self.state is None or self.last_status is None:  # first tick after (re)start: continue from status
+            raw_status = body.get("status") or {}
+            self.state = status.decode_state(raw_status.get("scalingState"), time.monotonic(), time.time())
+            self.last_status = status.ConsumerStatus.from_dict(raw_status)
+        observed = await self.observe(body, spec)
+        the_plan = plan.plan(
+            spec, observed, self.state, self.last_status, time.monotonic(), time.time(), status.now_rfc3339()
+        )
+        await self.apply(meta["namespace"], meta["name"], spec, the_plan)
+        self.state = the_plan.decision.state
+        return the_plan.events
+
+    async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        labels = {"namespace": namespace, "consumer": name}
-        previous = dict(body.get("status") or {})
-        # Series that dashboards and alerts rate() over exist from the first tick, at zero.
-        self.metrics.source_errors.labels(**labels, source=spec.source_kind)
-        for direction in ("up", "down"):
-            self.metrics.scale_events.labels(**labels, direction=direction)
-        if self.state is None:  # first tick after (re)start: continue from what the status recorded
-            self.state = status.decode_state(previous.get("scalingState"), time.monotonic(), time.time())
-            self.last_status = previous
         deployment_name = builders.worker_name(name)
         deployment = await self.kube.deployment_state(namespace, deployment_name)
         if deployment is None:  # deleted by someone, or not created yet: heal it, then scale it
             await ensure_children(self.kube, body, spec)
             deployment = await self.kube.deployment_state(namespace, deployment_name)
         if deployment is None:
-            raise SpecError(f"the worker Deployment {deployment_name!r} does not exist yet")
-        current = deployment.replicas
+            raise DeploymentMissing(f"the worker Deployment {deployment_name!r} does not exist yet")
 
-        source_message = ""
-        reading = None
+        reading, source_error = None, ""
+        labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
-            source = await backlog_source(self.kube, namespace, spec)
+            secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
+            reader = spec.backlog.reader(secrets)
             started = time.monotonic()
             try:
-                reading = await source.read(self.session)
+                reading = await reader.read(JsonFetcher(self.session))
             finally:
-                self.metrics.source_latency.labels(**labels, source=source.kind).observe(
-                    time.monotonic() - started
-                )
+                self.metrics.source_latency.labels(**labels).observe(time.monotonic() - started)
         except (SourceError, SecretError) as error:
-            source_message = str(error)
-            self.metrics.source_errors.labels(**labels, source=spec.source_kind).inc()
+            source_error = str(error)
+            self.metrics.source_errors.labels(**labels).inc()
 
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
-        has_pods = deployment.replicas > 0 or deployment.pods > 0
-        pods = await self.kube.worker_pods(namespace, name) if has_pods else []
+        pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []
         endpoints = {p.name: p.metrics_url for p in pods if p.metrics_url and not p.terminating}
-        stats = await workers.read_workers(self.session, endpoints, self.estimator)
-        observation = scaling.Observation(
-            backlog_messages=reading.messages if reading else None,
-            throughput_per_replica=stats.throughput_per_replica,
-            in_flight_messages=stats.total_in_flight,
-            oldest_message_age_seconds=reading.oldest_message_age_seconds if reading else None,
-            busy_replicas=stats.busy_replicas,
-            # A worker with free slots got nothing from the queue since the previous tick: fresh, where the
-            # backlog reading may be minutes old.
-            queue_found_empty=stats.queue_found_empty,
+        samples = await scrape_workers(self.session, endpoints) if endpoints else {}
+        workers = summarize(samples, self.estimator, time.monotonic())
+        return plan.Observed(
+            generation=meta.get("generation"),
+            annotations=meta.get("annotations") or {},
+            replicas=deployment.replicas,
+            ready_replicas=deployment.ready_replicas,
+            reading=reading,
+            source_error=source_error,
+            workers=workers,
+            known_deletion_costs={p.name: p.deletion_cost for p in pods},
         )
-        decision = scaling.decide(spec.policy, observation, current, self.state, time.monotonic())
-        self.state = decision.state
-        annotations = meta.get("annotations") or {}
-        paused_replicas, paused_message = pause_override(annotations, current)
-        target = paused_replicas if paused_replicas is not None else decision.replicas
 
-        scaled = False
-        if target != current:
-            if target < current:  # idle pods first: costs before the ReplicaSet picks victims
-                for pod, cost in deletion_costs(stats.in_flight_by_pod).items():
-                    known = next((p.deletion_cost for p in pods if p.name == pod), None)
-                    if known != cost:
-                        await self.kube.set_deletion_cost(namespace, pod, cost)
-            await self.kube.scale(namespace, deployment_name, target)
-            scaled = True
-            direction = "up" if target > current else "down"
-            self.metrics.scale_events.labels(**labels, direction=direction).inc()
-            reason = paused_message or decision.reason
-            self.events.append(("Normal", "Scaled", reason))
-            log.info("%s/%s: %s", namespace, name, reason)
-        if source_message and (self.last_status or {}).get("lastSourceError") != source_message:
-            self.events.append(("Warning", "SourceError", source_message))
-
-        now = status.now_rfc3339()
-        conditions = [
-            status.condition(
-                "Ready", True, "Reconciled", "the worker Deployment exists and the spec is valid"
-            ),
-            status.condition(
-                "Active", decision.active, "Backlog" if decision.active else "Idle", decision.reason
-            ),
-            status.condition(
-                "Fallback",
-                decision.fallback,
-                "SourceFailed" if decision.fallback else "SourceHealthy",
-                decision.reason if decision.fallback else "the backlog source answers",
-            ),
-            status.condition(
-                "Paused",
-                paused_replicas is not None,
-                "Annotation" if paused_message else "NotPaused",
-                paused_message or "scaling decisions are applied",
-            ),
-            status.condition(
-                "SourceError",
-                bool(source_message),
-                "ReadFailed" if source_message else "ReadOK",
-                source_message or "the last backlog read succeeded",
-            ),
-        ]
-        new_status: dict[str, Any] = {
-            "observedGeneration": meta.get("generation"),
-            "source": spec.source_kind if spec.backlog is None else f"{spec.source_kind} (promql)",
-            "backlog": reading.messages if reading else previous.get("backlog"),
-            "oldestMessageAgeSeconds": status.round_significant(reading.oldest_message_age_seconds)
-            if reading
-            else None,
-            "throughputPerReplica": status.round_significant(stats.throughput_per_replica, 2),
-            "inFlight": stats.total_in_flight,
-            "replicas": target,
-            "desiredReplicas": decision.replicas,
-            "readyReplicas": deployment.ready_replicas,
-            "conditions": status.merge_conditions(previous.get("conditions") or [], conditions, now),
-            "lastSourceError": source_message or None,
-        }
-        if scaled:
-            new_status["lastScaleTime"] = now
-            new_status["lastScaleReason"] = paused_message or decision.reason
-            new_status["scalingState"] = status.encode_state(decision.state, time.monotonic(), time.time())
-        self._record_metrics(labels, new_status, decision, spec, paused_replicas is not None)
-        comparable = {k: v for k, v in new_status.items() if k not in ("lastScaleTime", "lastScaleReason")}
-        before = {k: (self.last_status or {}).get(k) for k in comparable}
-        if comparable != before or scaled:
-            await self.kube.patch_status(namespace, name, new_status)
-            self.last_status = {**(self.last_status or {}), **new_status}
-
-    def _record_metrics(
-        self, labels: dict[str, str], new_status: dict[str, Any], decision: scaling.Decision,
-        spec: QueueConsumerSpec, paused: bool,
-    ) -> None:  # fmt: skip
-        if new_status["backlog"] is not None:
-            self.metrics.backlog.labels(**labels).set(new_status["backlog"])
-        if new_status["oldestMessageAgeSeconds"] is not None:
-            self.metrics.oldest_age.labels(**labels).set(new_status["oldestMessageAgeSeconds"])
-        if new_status["throughputPerReplica"] is not None:
-            self.metrics.throughput.labels(**labels).set(new_status["throughputPerReplica"])
-        self.metrics.desired.labels(**labels).set(decision.replicas)
-        self.metrics.current.labels(**labels).set(new_status["replicas"])
-        self.metrics.ready.labels(**labels).set(new_status["readyReplicas"])
-        self.metrics.max_replicas.labels(**labels).set(spec.policy.max_replicas)
-        self.metrics.fallback.labels(**labels).set(1 if decision.fallback else 0)
-        self.metrics.paused.labels(**labels).set(1 if paused else 0)
+    async def apply(self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan) -> None:
+        # Idle pods first: the costs are set before the ReplicaSet picks which pods to delete.
+        for pod, cost in the_plan.deletion_costs.items():
+            await self.kube.set_deletion_cost(namespace, pod, cost)
+        if the_plan.scales:
+            await self.kube.scale(namespace, builders.worker_name(name), the_plan.target)
+            direction = "up" if the_plan.target > the_plan.current else "down"
+            self.metrics.scale_events.labels(namespace=namespace, consumer=name, direction=direction).inc()
+            log.info("%s/%s: %s", namespace, name, the_plan.status.last_scale_reason)
+        self.metrics.record(namespace, name, spec, the_plan)
+        if the_plan.write_status:
+            await self.kube.patch_status(namespace, name, the_plan.status.to_patch(the_plan.scales))
+            self.last_status = the_plan.status

@@ -15,8 +15,6 @@ class OperatorSettings:
     # QC_PEERING: kopf peering name shared by operator replicas (one acts at a time, the others wait);
     # "" runs standalone (one replica only). Needs kopf's peering CRDs, which the chart installs.
     peering: str = ""
-    # QC_CLUSTERWIDE_PEERING: "true" when the operator watches all namespaces (ClusterKopfPeering).
-    clusterwide: bool = False
 
     @staticmethod
     def from_environment() -> OperatorSettings:
@@ -24,5 +22,4 @@ class OperatorSettings:
             metrics_port=int(os.environ.get("QC_METRICS_PORT", "9090")),
             kubeconfig=os.environ.get("KUBECONFIG") or None,
             peering=os.environ.get("QC_PEERING", ""),
-            clusterwide=os.environ.get("QC_CLUSTERWIDE_PEERING", "false").lower() == "true",
         )

@@ -1,112 +1,99 @@
 """The QueueConsumer spec, parsed into typed, validated values.
 
-The CRD's schema (with its defaults and CEL rules) rejects most bad input at the API server; what it
-cannot express is checked here and raised as `SpecError`, which the handlers turn into a status condition.
+The CRD's schema rejects most bad input at the API server and is the one place the defaults live
+(`schema.with_defaults` fills them for specs that never went through one); what the schema cannot
+express is checked here and raised as `SpecError`, which the handlers turn into a status condition. Each
+source parses its own settings (`qc_operator.sources`); this module parses the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from qc_operator import scaling
+from qc_operator import scaling, schema
+from qc_operator.errors import SpecError
+from qc_operator.sources import BACKLOG_SOURCES, MESSAGE_SOURCES
+from qc_operator.sources.base import BacklogSettings, MessageSourceSettings, SecretKeyRef
 
-SourceKind = Literal["pubsub", "rabbitmq"]
-
-
-class SpecError(ValueError):
-    """The spec is valid for the schema but cannot be acted on; the message is shown in the status."""
-
-
-@dataclass(frozen=True)
-class SecretKeyRef:
-    name: str
-    key: str
-
-    @staticmethod
-    def parse(raw: dict[str, Any] | None) -> SecretKeyRef | None:
-        return SecretKeyRef(str(raw["name"]), str(raw["key"])) if raw else None
-
-
-@dataclass(frozen=True)
-class PubSubSource:
-    project: str
-    subscription: str
-    dead_letter_topic: str = ""
-    monitoring_endpoint: str = "https://monitoring.googleapis.com"
-    credentials: SecretKeyRef | None = None
-
-
-@dataclass(frozen=True)
-class RabbitMQSource:
-    queue: str
-    connection: SecretKeyRef
-    management: SecretKeyRef | None = None
-    vhost: str = "/"
-    dead_letter_exchange: str = ""
-
-
-@dataclass(frozen=True)
-class PrometheusBacklog:
-    server_address: str
-    query: str
-    bearer_token: SecretKeyRef | None = None
+__all__ = ["QueueConsumerSpec", "SecretKeyRef", "SpecError", "WorkerSpec", "parse", "parse_policy"]
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     image: str
     task: str
-    concurrency: int = 8
-    task_time_limit_seconds: int = 300
-    max_delivery_attempts: int = 5
-    drain_grace_seconds: int | None = None
+    concurrency: int
+    task_time_limit_seconds: int
+    max_delivery_attempts: int
+    drain_grace_seconds: int | None = None  # None: the task time limit
     image_pull_policy: str | None = None
     service_account_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     env: tuple[dict[str, Any], ...] = ()
     pod_template: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def effective_drain_grace_seconds(self) -> int:
+        if self.drain_grace_seconds is not None:
+            return self.drain_grace_seconds
+        return self.task_time_limit_seconds
+
 
 @dataclass(frozen=True)
 class QueueConsumerSpec:
-    source_kind: SourceKind
-    pubsub: PubSubSource | None
-    rabbitmq: RabbitMQSource | None
-    backlog: PrometheusBacklog | None
+    source: MessageSourceSettings
+    backlog: BacklogSettings  # the source itself, or spec.backlog's reader when set
     worker: WorkerSpec
     policy: scaling.ScalingPolicy
     polling_interval_seconds: float
 
+    @property
+    def source_kind(self) -> str:
+        return self.source.kind
 
-def _rules(raw: dict[str, Any] | None, default: scaling.ScalingRules) -> scaling.ScalingRules:
-    if not raw:
-        return default
-    policies = tuple(
-        scaling.RatePolicy(p["type"], int(p["value"]), float(p["periodSeconds"]))
-        for p in raw.get("policies", [])
-    )
+    @property
+    def backlog_description(self) -> str:
+        """What the status's `source` says: the broker, and where its backlog is read when elsewhere."""
+        if self.backlog.backlog_kind == self.source.kind:
+            return self.source.kind
+        return f"{self.source.kind} ({self.backlog.backlog_kind})"
+
+
+def _one_of(section: Mapping[str, Any], known: Mapping[str, Any], where: str) -> tuple[str, Any] | None:
+    chosen = [key for key in known if section.get(key)]
+    if len(chosen) > 1 or (not chosen and section):
+        raise SpecError(f"{where} must set exactly one of {', '.join(known)}")
+    return (chosen[0], section[chosen[0]]) if chosen else None
+
+
+def _rules(raw: Mapping[str, Any], direction: str) -> scaling.ScalingRules:
+    # An explicit empty list of policies means the defaults, as when the field is left out.
+    policies = raw.get("policies") or schema.default_at("scaling", "behavior", direction, "policies")
     return scaling.ScalingRules(
-        stabilization_window_seconds=float(
-            raw.get("stabilizationWindowSeconds", default.stabilization_window_seconds)
+        stabilization_window_seconds=float(raw["stabilizationWindowSeconds"]),
+        policies=tuple(
+            scaling.RatePolicy(p["type"], int(p["value"]), float(p["periodSeconds"])) for p in policies
         ),
-        policies=policies or default.policies,
-        select_policy=raw.get("selectPolicy", default.select_policy),
+        select_policy=raw["selectPolicy"],
     )
 
 
-def parse_policy(raw: dict[str, Any]) -> scaling.ScalingPolicy:
-    behavior = raw.get("behavior") or {}
+def parse_policy(raw: Mapping[str, Any]) -> scaling.ScalingPolicy:
+    """`spec.scaling` (defaults filled from the CRD for whatever is left out)."""
+    raw = schema.with_defaults({"scaling": dict(raw)})["scaling"]
+    behavior = raw["behavior"]
     policy = scaling.ScalingPolicy(
-        min_replicas=int(raw.get("minReplicas", 0)),
-        max_replicas=int(raw.get("maxReplicas", 10)),
+        min_replicas=int(raw["minReplicas"]),
+        max_replicas=int(raw["maxReplicas"]),
         messages_per_replica=float(raw["messagesPerReplica"]) if raw.get("messagesPerReplica") else None,
-        target_drain_seconds=float(raw.get("targetDrainSeconds", scaling.DEFAULT_TARGET_DRAIN_SECONDS)),
-        activation_backlog=float(raw.get("activationBacklog", 0)),
-        cooldown_seconds=float(raw.get("cooldownSeconds", scaling.DEFAULT_COOLDOWN_SECONDS)),
-        tolerance=float(raw.get("tolerance", scaling.DEFAULT_TOLERANCE)),
-        scale_up=_rules(behavior.get("scaleUp"), scaling.DEFAULT_SCALE_UP),
-        scale_down=_rules(behavior.get("scaleDown"), scaling.DEFAULT_SCALE_DOWN),
+        target_drain_seconds=float(raw["targetDrainSeconds"]),
+        activation_backlog=float(raw["activationBacklog"]),
+        cooldown_seconds=float(raw["cooldownSeconds"]),
+        tolerance=float(raw["tolerance"]),
+        scale_up=_rules(behavior["scaleUp"], "scaleUp"),
+        scale_down=_rules(behavior["scaleDown"], "scaleDown"),
         fallback_replicas=int(raw["fallbackReplicas"]) if raw.get("fallbackReplicas") is not None else None,
     )
     if policy.min_replicas > policy.max_replicas:
@@ -118,55 +105,13 @@ def parse_policy(raw: dict[str, Any]) -> scaling.ScalingPolicy:
     return policy
 
 
-def parse(raw: dict[str, Any]) -> QueueConsumerSpec:
-    source = raw.get("source") or {}
-    kinds = [k for k in ("pubsub", "rabbitmq") if source.get(k)]
-    if len(kinds) != 1:
-        raise SpecError("spec.source must set exactly one of pubsub or rabbitmq")
-    kind: SourceKind = "pubsub" if kinds[0] == "pubsub" else "rabbitmq"
-    pubsub = rabbitmq = None
-    if kind == "pubsub":
-        p = source["pubsub"]
-        pubsub = PubSubSource(
-            project=str(p["project"]),
-            subscription=str(p["subscription"]),
-            dead_letter_topic=str(p.get("deadLetterTopic", "")),
-            monitoring_endpoint=str(p.get("monitoringEndpoint", "https://monitoring.googleapis.com")),
-            credentials=SecretKeyRef.parse(p.get("credentialsSecretRef")),
-        )
-    else:
-        r = source["rabbitmq"]
-        connection = SecretKeyRef.parse(r.get("connectionSecretRef"))
-        if connection is None:
-            raise SpecError("spec.source.rabbitmq.connectionSecretRef is required")
-        rabbitmq = RabbitMQSource(
-            queue=str(r["queue"]),
-            connection=connection,
-            management=SecretKeyRef.parse(r.get("managementSecretRef")),
-            vhost=str(r.get("vhost", "/")),
-            dead_letter_exchange=str(r.get("deadLetterExchange", "")),
-        )
-    prometheus = (raw.get("backlog") or {}).get("prometheus")
-    backlog = (
-        PrometheusBacklog(
-            str(prometheus["serverAddress"]),
-            str(prometheus["query"]),
-            SecretKeyRef.parse(prometheus.get("bearerTokenSecretRef")),
-        )
-        if prometheus
-        else None
-    )
-    if backlog is None and rabbitmq is not None and rabbitmq.management is None:
-        raise SpecError(
-            "a RabbitMQ source needs managementSecretRef (or spec.backlog.prometheus) to read the backlog"
-        )
-    w = raw.get("worker") or {}
-    worker = WorkerSpec(
+def _worker(w: Mapping[str, Any]) -> WorkerSpec:
+    return WorkerSpec(
         image=str(w["image"]),
         task=str(w["task"]),
-        concurrency=int(w.get("concurrency", 8)),
-        task_time_limit_seconds=int(w.get("taskTimeLimitSeconds", 300)),
-        max_delivery_attempts=int(w.get("maxDeliveryAttempts", 5)),
+        concurrency=int(w["concurrency"]),
+        task_time_limit_seconds=int(w["taskTimeLimitSeconds"]),
+        max_delivery_attempts=int(w["maxDeliveryAttempts"]),
         drain_grace_seconds=int(w["drainGraceSeconds"]) if w.get("drainGraceSeconds") is not None else None,
         image_pull_policy=w.get("imagePullPolicy"),
         service_account_name=w.get("serviceAccountName"),
@@ -174,15 +119,35 @@ def parse(raw: dict[str, Any]) -> QueueConsumerSpec:
         env=tuple(dict(e) for e in w.get("env") or []),
         pod_template=dict(w.get("podTemplate") or {}),
     )
-    scaling_raw = dict(raw.get("scaling") or {})
+
+
+def parse(raw_spec: Mapping[str, Any]) -> QueueConsumerSpec:
+    """The whole spec; raises SpecError with a message for the status when it cannot be acted on."""
+    try:
+        return _parse(schema.with_defaults(dict(raw_spec)))
+    except SpecError:
+        raise
+    except KeyError as error:  # only without an API server: it enforces the schema's required fields
+        raise SpecError(f"the spec has no {error.args[0]!r} where the schema requires it") from error
+    except (TypeError, ValueError) as error:
+        raise SpecError(f"the spec is malformed: {error}") from error
+
+
+def _parse(raw: dict[str, Any]) -> QueueConsumerSpec:
+    backlog_choice = _one_of(raw.get("backlog") or {}, BACKLOG_SOURCES, "spec.backlog")
+    source_choice = _one_of(raw.get("source") or {}, MESSAGE_SOURCES, "spec.source")
+    if source_choice is None:
+        raise SpecError(f"spec.source must set exactly one of {', '.join(MESSAGE_SOURCES)}")
+    source_key, source_raw = source_choice
+    source = MESSAGE_SOURCES[source_key](source_raw, backlog_choice is not None)
+    backlog = BACKLOG_SOURCES[backlog_choice[0]](backlog_choice[1]) if backlog_choice else source
+    if "worker" not in raw:
+        raise SpecError("spec.worker is required")
+    scaling_raw = raw["scaling"]
     return QueueConsumerSpec(
-        source_kind=kind,
-        pubsub=pubsub,
-        rabbitmq=rabbitmq,
+        source=source,
         backlog=backlog,
-        worker=worker,
+        worker=_worker(raw["worker"]),
         policy=parse_policy(scaling_raw),
-        polling_interval_seconds=float(
-            scaling_raw.get("pollingIntervalSeconds", scaling.DEFAULT_POLLING_INTERVAL_SECONDS)
-        ),
+        polling_interval_seconds=float(scaling_raw["pollingIntervalSeconds"]),
     )

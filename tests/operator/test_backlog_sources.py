@@ -7,6 +7,7 @@ against a local HTTP server replaying the API's timeSeries.list JSON — the one
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,17 +22,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from devstack.process import free_port
 from devstack.services import Prometheus, RabbitMQ
 from qc_common import metrics as names
-from qc_operator.sources.base import SourceError
-from qc_operator.sources.prometheus import PrometheusBacklog
+from qc_operator.errors import SourceError
+from qc_operator.http import JsonFetcher, scrape_workers
+from qc_operator.sources.base import FetchJson
+from qc_operator.sources.prometheus import PromQLBacklog
 from qc_operator.sources.pubsub import PubSubBacklog
 from qc_operator.sources.rabbitmq import RabbitMQBacklog
-from qc_operator.sources.workers import (
-    PodSample,
-    ThroughputEstimator,
-    parse_pod_metrics,
-    queue_found_empty,
-    read_workers,
-)
+from qc_operator.workers import ThroughputEstimator, WorkerStats, summarize
 
 
 @pytest.fixture
@@ -40,9 +37,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-async def test_rabbitmq_backlog_counts_ready_and_unacked(
-    rabbitmq: RabbitMQ, session: aiohttp.ClientSession
-) -> None:
+@pytest.fixture
+def fetch(session: aiohttp.ClientSession) -> FetchJson:
+    return JsonFetcher(session)
+
+
+async def read_workers(
+    session: aiohttp.ClientSession, endpoints: dict[str, str], estimator: ThroughputEstimator
+) -> WorkerStats:
+    return summarize(await scrape_workers(session, endpoints), estimator, time.monotonic())
+
+
+async def test_rabbitmq_backlog_counts_ready_and_unacked(rabbitmq: RabbitMQ, fetch: FetchJson) -> None:
     queue = f"backlog-{uuid.uuid4().hex[:6]}"
     connection = await aio_pika.connect_robust(rabbitmq.amqp_url)
     async with connection:
@@ -52,11 +58,11 @@ async def test_rabbitmq_backlog_counts_ready_and_unacked(
         for i in range(10):
             await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
         held = [await declared.get(no_ack=False) for _ in range(3)]  # 3 unacked, 7 ready
-        source = RabbitMQBacklog(f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}", queue)
+        source = RabbitMQBacklog(f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}", queue, "/")
         reading = None
         for _ in range(50):  # a fresh queue has no counts until the next statistics refresh: an error, not 0
             try:
-                reading = await source.read(session)
+                reading = await source.read(fetch)
             except SourceError as error:
                 assert "no message counts yet" in str(error)  # noqa: PT017
             if reading is not None and reading.messages == 10:
@@ -68,17 +74,17 @@ async def test_rabbitmq_backlog_counts_ready_and_unacked(
             assert message is not None
             await message.ack()
 
-    missing = RabbitMQBacklog(f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}", "no-such-queue")
+    missing = RabbitMQBacklog(
+        f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}", "no-such-queue", "/"
+    )
     with pytest.raises(SourceError, match="not found"):
-        await missing.read(session)
-    wrong = RabbitMQBacklog(f"http://guest:nope@127.0.0.1:{rabbitmq.management_port}", queue)
+        await missing.read(fetch)
+    wrong = RabbitMQBacklog(f"http://guest:nope@127.0.0.1:{rabbitmq.management_port}", queue, "/")
     with pytest.raises(SourceError, match="credentials refused"):
-        await wrong.read(session)
+        await wrong.read(fetch)
 
 
-async def test_promql_backlog_from_the_real_prometheus(
-    prometheus: Prometheus, session: aiohttp.ClientSession
-) -> None:
+async def test_promql_backlog_from_the_real_prometheus(prometheus: Prometheus, fetch: FetchJson) -> None:
     registry = CollectorRegistry()
     gauge = Gauge("qc_test_queue_depth", "depth", ["queue"], registry=registry)
     gauge.labels("a").set(30)
@@ -96,12 +102,12 @@ async def test_promql_backlog_from_the_real_prometheus(
             ("sum(", None, "parse error"),
         ]
         for query, expected, error in cases:
-            source = PrometheusBacklog(prometheus.url, query)
+            source = PromQLBacklog(prometheus.url, query)
             if expected is None:
                 with pytest.raises(SourceError, match=error):
-                    await source.read(session)
+                    await source.read(fetch)
             else:
-                assert (await source.read(session)).messages == expected, query
+                assert (await source.read(fetch)).messages == expected, query
     finally:
         prometheus.remove_target("promql-source")
         server.shutdown()
@@ -125,7 +131,7 @@ def points(value: int) -> dict[str, Any]:
     }
 
 
-async def test_pubsub_backlog_from_the_monitoring_api(session: aiohttp.ClientSession) -> None:
+async def test_pubsub_backlog_from_the_monitoring_api(fetch: FetchJson) -> None:
     seen: list[web.Request] = []
     series = {
         "pubsub.googleapis.com/subscription/num_undelivered_messages": points(1234),
@@ -137,7 +143,7 @@ async def test_pubsub_backlog_from_the_monitoring_api(session: aiohttp.ClientSes
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         source = PubSubBacklog("proj", "orders", f"http://127.0.0.1:{port}", bearer_token="t0ken")
-        reading = await source.read(session)
+        reading = await source.read(fetch)
         assert reading.messages == 1234
         assert reading.oldest_message_age_seconds == 95
         assert seen[0].headers["Authorization"] == "Bearer t0ken"
@@ -145,65 +151,9 @@ async def test_pubsub_backlog_from_the_monitoring_api(session: aiohttp.ClientSes
         unknown = PubSubBacklog("proj", "nope", f"http://127.0.0.1:{port}")
         series.clear()
         with pytest.raises(SourceError, match="no data"):
-            await unknown.read(session)
+            await unknown.read(fetch)
     finally:
         await runner.cleanup()
-
-
-def test_worker_metrics_parse_and_throughput_per_busy_replica() -> None:
-    text = (
-        'qc_worker_messages_acked_total{source="rabbitmq",task="t"} 120.0\n'
-        'qc_worker_tasks_in_flight{source="rabbitmq",task="t"} 3.0\n'
-        'qc_worker_busy_ratio{source="rabbitmq",task="t"} 0.5\n'
-    )
-    assert parse_pod_metrics(text) == PodSample(acked_total=120, in_flight=3, busy_ratio=0.5)
-    estimator = ThroughputEstimator()
-    assert estimator.update({"a": PodSample(100, 2, 0.5), "b": PodSample(0, 2, 0.5)}, 0.0) is None
-    # 40 + 40 completions in 2 s (40 msg/s) from two pods each busy half the time: one busy replica's worth.
-    busy = estimator.update({"a": PodSample(140, 2, 0.5), "b": PodSample(40, 2, 0.5)}, 2.0)
-    assert busy == pytest.approx(40)
-    # An idle fleet keeps the last estimate instead of reading its idleness as slowness.
-    idle = estimator.update({"a": PodSample(140, 0, 0.0), "b": PodSample(40, 0, 0.0)}, 4.0)
-    assert idle == pytest.approx(40)
-
-
-def empty_receives(total: float | None) -> PodSample:
-    return PodSample(acked_total=100, in_flight=1, busy_ratio=0.1, empty_receives_total=total)
-
-
-@pytest.mark.parametrize(
-    ("name", "previous", "current", "expected"),
-    [
-        ("rose: the queue was found empty", {"a": empty_receives(5)}, {"a": empty_receives(6)}, True),
-        ("unchanged: never found empty", {"a": empty_receives(5)}, {"a": empty_receives(5)}, False),
-        ("went down: restarted, no information", {"a": empty_receives(5)}, {"a": empty_receives(0)}, None),
-        ("no previous scrape: no information", {}, {"a": empty_receives(5)}, None),
-        ("no pod answered", {"a": empty_receives(5)}, {}, None),
-        ("a worker without the counter", {"a": empty_receives(None)}, {"a": empty_receives(None)}, None),
-        (
-            "one pod's rise is enough",
-            {"a": empty_receives(5), "b": empty_receives(9)},
-            {"a": empty_receives(5), "b": empty_receives(10)},
-            True,
-        ),
-        (
-            "a restarted pod beside an unchanged one",
-            {"a": empty_receives(5), "b": empty_receives(9)},
-            {"a": empty_receives(5), "b": empty_receives(1)},
-            False,
-        ),
-        (
-            "a new pod beside an unchanged one",
-            {"a": empty_receives(5)},
-            {"a": empty_receives(5), "b": empty_receives(3)},
-            False,
-        ),
-    ],
-)
-def test_queue_found_empty_from_the_empty_receive_counters(
-    name: str, previous: dict[str, PodSample], current: dict[str, PodSample], expected: bool | None
-) -> None:
-    assert queue_found_empty(previous, current) is expected, name
 
 
 async def test_read_workers_compares_each_pod_with_its_previous_scrape(

@@ -1,52 +1,107 @@
-"""Cloud Pub/Sub's backlog from the Cloud Monitoring API (timeSeries.list): undelivered messages and the
-age of the oldest unacked one. The metrics lag 1-3 minutes; the latency target and the simulator allow
-for that. Authentication is an OAuth2 bearer token from a Secret (or workload identity's, mounted there).
+"""Cloud Pub/Sub: the settings of `spec.source.pubsub`, the workers' environment, and the backlog from the
+Cloud Monitoring API (timeSeries.list): undelivered messages and the age of the oldest unacked one.
+
+The metrics lag 1-3 minutes; the latency target and the simulator allow for that. Authentication is an
+OAuth2 bearer token from a Secret (or workload identity's, mounted there).
 """
 
 from __future__ import annotations
 
 import datetime
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import aiohttp
+from qc_common import worker_env
+from qc_operator.sources.base import BacklogReading, FetchJson, SecretKeyRef, SourceError, bearer
 
-from qc_operator.sources.base import BacklogReading, SourceError, get_json
-
+KIND = "pubsub"
 UNDELIVERED = "pubsub.googleapis.com/subscription/num_undelivered_messages"
 OLDEST_AGE = "pubsub.googleapis.com/subscription/oldest_unacked_message_age"
 LOOKBACK_SECONDS = 600
+
+
+def _rfc3339(moment: datetime.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
 class PubSubBacklog:
     project: str
     subscription: str
-    endpoint: str = "https://monitoring.googleapis.com"
+    endpoint: str
     bearer_token: str | None = None
-    kind: str = "pubsub"
 
-    async def _latest(self, session: aiohttp.ClientSession, metric: str) -> float:
+    async def _latest(self, fetch: FetchJson, metric: str) -> float:
         now = datetime.datetime.now(datetime.UTC)
-        start = now - datetime.timedelta(seconds=LOOKBACK_SECONDS)
         params = {
             "filter": f'metric.type = "{metric}" AND resource.labels.subscription_id = "{self.subscription}"',
-            "interval.startTime": start.isoformat().replace("+00:00", "Z"),
-            "interval.endTime": now.isoformat().replace("+00:00", "Z"),
+            "interval.startTime": _rfc3339(now - datetime.timedelta(seconds=LOOKBACK_SECONDS)),
+            "interval.endTime": _rfc3339(now),
         }
-        headers = {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
         url = f"{self.endpoint.rstrip('/')}/v3/projects/{self.project}/timeSeries"
         what = f"Cloud Monitoring {metric.rsplit('/', 1)[1]} of subscription {self.subscription!r}"
-        body = await get_json(session, url, what=what, params=params, headers=headers)
+        body = await fetch(url, what=what, params=params, headers=bearer(self.bearer_token))
         series = body.get("timeSeries") if isinstance(body, dict) else None
-        if not series or not series[0].get("points"):
+        points = series[0].get("points") if isinstance(series, list) and series else None
+        if not points or not isinstance(points, list):
             raise SourceError(f"{what}: no data (unknown subscription, or no metrics in the last 10 minutes)")
-        value = series[0]["points"][0]["value"]  # points are newest first
-        return float(value.get("int64Value", value.get("doubleValue", "nan")))
-
-    async def read(self, session: aiohttp.ClientSession) -> BacklogReading:
-        backlog = await self._latest(session, UNDELIVERED)
+        value = points[0].get("value") if isinstance(points[0], dict) else None  # points are newest first
+        raw = value.get("int64Value", value.get("doubleValue")) if isinstance(value, dict) else None
         try:
-            age: float | None = await self._latest(session, OLDEST_AGE)
+            number = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            raise SourceError(f"{what}: the newest point has no numeric value") from error
+        if not math.isfinite(number) or number < 0:
+            raise SourceError(f"{what}: the newest point is {number}, not a count")
+        return number
+
+    async def read(self, fetch: FetchJson) -> BacklogReading:
+        backlog = await self._latest(fetch, UNDELIVERED)
+        try:
+            age: float | None = await self._latest(fetch, OLDEST_AGE)
         except SourceError:
             age = None  # the age is informative; the backlog alone drives scaling
         return BacklogReading(backlog, age)
+
+
+@dataclass(frozen=True)
+class PubSubSettings:
+    project: str
+    subscription: str
+    monitoring_endpoint: str
+    dead_letter_topic: str = ""
+    credentials: SecretKeyRef | None = None  # a bearer token for the Monitoring API
+
+    kind = KIND
+    backlog_kind = KIND
+
+    def secret_refs(self) -> tuple[SecretKeyRef, ...]:
+        return (self.credentials,) if self.credentials else ()
+
+    def reader(self, secrets: Mapping[SecretKeyRef, str]) -> PubSubBacklog:
+        token = secrets[self.credentials] if self.credentials else None
+        return PubSubBacklog(self.project, self.subscription, self.monitoring_endpoint, token)
+
+    def worker_secret_refs(self) -> tuple[SecretKeyRef, ...]:
+        return ()
+
+    def worker_environment(self) -> list[dict[str, Any]]:
+        return [
+            {"name": worker_env.PUBSUB_PROJECT, "value": self.project},
+            {"name": worker_env.PUBSUB_SUBSCRIPTION, "value": self.subscription},
+            {"name": worker_env.PUBSUB_DEAD_LETTER_TOPIC, "value": self.dead_letter_topic},
+        ]
+
+
+def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> PubSubSettings:
+    """`spec.source.pubsub`, schema defaults already applied."""
+    del has_backlog_override  # Cloud Monitoring is always there to read
+    return PubSubSettings(
+        project=str(raw["project"]),
+        subscription=str(raw["subscription"]),
+        monitoring_endpoint=str(raw["monitoringEndpoint"]),
+        dead_letter_topic=str(raw.get("deadLetterTopic", "")),
+        credentials=SecretKeyRef.parse(raw.get("credentialsSecretRef")),
+    )

@@ -1,5 +1,5 @@
-"""The workers' own metrics, scraped from each pod: work in flight per pod, measured throughput, and
-whether the queue ran dry since the previous scrape.
+"""What the workers' own metrics say, once scraped from each pod (`qc_operator.http` scrapes): work in
+flight per pod, measured throughput, and whether the queue was found empty since the previous scrape.
 
 Throughput per replica is estimated as completions per second divided by the summed busy fraction: ten
 messages a second from pods busy half the time means twenty a second per fully busy replica. That is the
@@ -13,17 +13,14 @@ shorter than the broker round trip, a worker at full speed holds few messages in
 
 from __future__ import annotations
 
-import asyncio
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from qc_common import metrics as names
 
 MIN_BUSY_FOR_ESTIMATE = 0.05  # below this, completions say nothing about capacity: keep the last estimate
-SCRAPE_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,7 @@ def parse_pod_metrics(text: str) -> PodSample:
     return PodSample(acked, in_flight, busy, empty)
 
 
-def queue_found_empty(previous: dict[str, PodSample], current: dict[str, PodSample]) -> bool | None:
+def queue_found_empty(previous: Mapping[str, PodSample], current: Mapping[str, PodSample]) -> bool | None:
     """Whether any pod's empty-receive counter rose between two scrapes (pod name -> sample).
 
     A pod tells nothing without a previous sample, without the counter, or when its counter went down (the
@@ -85,7 +82,7 @@ class ThroughputEstimator:
     previous: dict[str, tuple[float, PodSample]] = field(default_factory=dict)
     estimate: float | None = None
 
-    def update(self, samples: dict[str, PodSample], now: float) -> float | None:
+    def update(self, samples: Mapping[str, PodSample], now: float) -> float | None:
         completed_per_second = busy = 0.0
         for pod, sample in samples.items():
             before = self.previous.get(pod)
@@ -98,26 +95,10 @@ class ThroughputEstimator:
         return self.estimate
 
 
-async def scrape(session: aiohttp.ClientSession, endpoints: dict[str, str]) -> dict[str, PodSample]:
-    """pod name -> sample, for the pods that answered (a pod starting up or going away may not)."""
-
-    async def one(url: str) -> PodSample | None:
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_SECONDS)) as reply:
-                return parse_pod_metrics(await reply.text()) if reply.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
-
-    results = await asyncio.gather(*(one(url) for url in endpoints.values()))
-    return {pod: sample for pod, sample in zip(endpoints, results, strict=True) if sample is not None}
-
-
-async def read_workers(
-    session: aiohttp.ClientSession, endpoints: dict[str, str], estimator: ThroughputEstimator
-) -> WorkerStats:
-    samples = await scrape(session, endpoints)
+def summarize(samples: Mapping[str, PodSample], estimator: ThroughputEstimator, now: float) -> WorkerStats:
+    """The fleet's figures from this scrape (pod name -> sample); updates the estimator's memory."""
     found_empty = queue_found_empty({pod: s for pod, (_, s) in estimator.previous.items()}, samples)
-    throughput = estimator.update(samples, time.monotonic())
+    throughput = estimator.update(samples, now)
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
     busy = sum(s.busy_ratio for s in samples.values()) if samples else None
     return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, found_empty)

@@ -1,0 +1,40 @@
+"""Every error the operator expects from a reconcile or a tick, in one place.
+
+Each class is a kind of failure a user can act on; `handlers` turns each into a condition reason and a
+Warning Event. Anything else is an unexpected failure: logged, counted, retried at the next tick.
+"""
+
+from __future__ import annotations
+
+
+class SpecError(ValueError):
+    """The spec is valid for the schema but cannot be acted on; the message is shown in the status."""
+
+
+class SecretError(ValueError):
+    """A Secret or key the spec names does not exist, or cannot be read as text."""
+
+
+class SourceError(Exception):
+    """The backlog could not be read; the message says why (credentials never included)."""
+
+
+class DeploymentMissing(Exception):
+    """The worker Deployment is not there even after the operator tried to create it."""
+
+
+# The Ready=False reason for each error that stops a reconcile or a tick. A SourceError does not stop a
+# tick: the plan falls back and reports it in the SourceError condition instead.
+READY_REASONS: dict[type[Exception], str] = {
+    SpecError: "InvalidSpec",
+    SecretError: "SecretMissing",
+    DeploymentMissing: "DeploymentMissing",
+}
+
+
+def ready_reason(error: BaseException) -> str | None:
+    """The condition reason for an expected error; None for an unexpected one."""
+    for kind in type(error).__mro__:
+        if kind in READY_REASONS:
+            return READY_REASONS[kind]
+    return None

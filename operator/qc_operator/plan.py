@@ -1,0 +1,178 @@
+"""One scaling tick's plan, from what was observed: the target, the writes, the status and the Events.
+
+Pure: `autoscaler` observes (all reads), calls `plan`, then applies it (all writes). Between ticks only the
+`ScalingState` and the last status written are remembered; both go in and come out here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from qc_common import api
+from qc_operator import scaling
+from qc_operator.sources.base import BacklogReading
+from qc_operator.spec import QueueConsumerSpec
+from qc_operator.status import (
+    Condition,
+    ConsumerStatus,
+    encode_state,
+    merge_conditions,
+    round_significant,
+)
+from qc_operator.workers import WorkerStats
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything one tick read. `reading` is None exactly when `source_error` says why."""
+
+    generation: int | None
+    annotations: Mapping[str, str]
+    replicas: int  # the Deployment's spec.replicas
+    ready_replicas: int
+    reading: BacklogReading | None
+    source_error: str
+    workers: WorkerStats
+    known_deletion_costs: Mapping[str, int | None] = field(default_factory=dict)  # pod -> its annotation
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: int
+    current: int
+    decision: scaling.Decision
+    paused: bool
+    deletion_costs: Mapping[str, int]  # only the pods whose annotation must change, before a scale-down
+    status: ConsumerStatus
+    write_status: bool
+    events: tuple[Event, ...]
+
+    @property
+    def scales(self) -> bool:
+        return self.target != self.current
+
+
+def pause_override(annotations: Mapping[str, str], current: int) -> tuple[int | None, str]:
+    """(replicas to hold, message) when paused by annotation; (None, "") otherwise."""
+    raw = annotations.get(api.PAUSED_REPLICAS_ANNOTATION)
+    if raw is not None:
+        if raw.strip().isdigit():
+            return int(raw), f"paused by {api.PAUSED_REPLICAS_ANNOTATION} at {int(raw)} replicas"
+        return (
+            current,
+            f"paused, but {api.PAUSED_REPLICAS_ANNOTATION}={raw!r} is not a number: holding {current}",
+        )
+    if annotations.get(api.PAUSED_ANNOTATION, "").lower() == "true":
+        return current, f"paused by {api.PAUSED_ANNOTATION}: holding {current} replicas"
+    return None, ""
+
+
+def deletion_costs(in_flight_by_pod: Mapping[str, float], known: Mapping[str, int | None]) -> dict[str, int]:
+    """Busier pods cost more to delete, so the ReplicaSet removes idle ones first; only the changes."""
+    wanted = {pod: round(in_flight) for pod, in_flight in in_flight_by_pod.items()}
+    return {pod: cost for pod, cost in wanted.items() if known.get(pod) != cost}
+
+
+def _conditions(decision: scaling.Decision, paused_message: str, source_error: str) -> list[Condition]:
+    return [
+        Condition("Ready", True, "Reconciled", "the worker Deployment exists and the spec is valid"),
+        Condition("Active", decision.active, "Backlog" if decision.active else "Idle", decision.reason),
+        Condition(
+            "Fallback",
+            decision.fallback,
+            "SourceFailed" if decision.fallback else "SourceHealthy",
+            decision.reason if decision.fallback else "the backlog source answers",
+        ),
+        Condition(
+            "Paused",
+            bool(paused_message),
+            "Annotation" if paused_message else "NotPaused",
+            paused_message or "scaling decisions are applied",
+        ),
+        Condition(
+            "SourceError",
+            bool(source_error),
+            "ReadFailed" if source_error else "ReadOK",
+            source_error or "the last backlog read succeeded",
+        ),
+    ]
+
+
+def plan(
+    spec: QueueConsumerSpec,
+    observed: Observed,
+    state: scaling.ScalingState,
+    last_status: ConsumerStatus,
+    now_monotonic: float,
+    now_wall: float,
+    now_rfc3339: str,
+) -> Plan:
+    """Decide, apply the pause, and shape the status and Events; `state` is what the last tick left."""
+    current = observed.replicas
+    reading, stats = observed.reading, observed.workers
+    decision = scaling.decide(
+        spec.policy,
+        scaling.Observation(
+            backlog_messages=reading.messages if reading else None,
+            throughput_per_replica=stats.throughput_per_replica,
+            in_flight_messages=stats.total_in_flight,
+            oldest_message_age_seconds=reading.oldest_message_age_seconds if reading else None,
+            busy_replicas=stats.busy_replicas,
+            # Fresh, where the backlog reading may be minutes old.
+            queue_found_empty=stats.queue_found_empty,
+        ),
+        current,
+        state,
+        now_monotonic,
+    )
+    paused_replicas, paused_message = pause_override(observed.annotations, current)
+    target = paused_replicas if paused_replicas is not None else decision.replicas
+    scales = target != current
+    reason = paused_message or decision.reason
+
+    events: list[Event] = []
+    if scales:
+        events.append(Event("Normal", "Scaled", reason))
+    if observed.source_error and last_status.last_source_error != observed.source_error:
+        events.append(Event("Warning", "SourceError", observed.source_error))
+
+    status = ConsumerStatus(
+        observed_generation=observed.generation,
+        source=spec.backlog_description,
+        backlog=reading.messages if reading else last_status.backlog,
+        oldest_message_age_seconds=round_significant(reading.oldest_message_age_seconds) if reading else None,
+        throughput_per_replica=round_significant(stats.throughput_per_replica, 2),
+        in_flight=stats.total_in_flight,
+        replicas=target,
+        desired_replicas=decision.replicas,
+        ready_replicas=observed.ready_replicas,
+        conditions=merge_conditions(
+            last_status.conditions, _conditions(decision, paused_message, observed.source_error), now_rfc3339
+        ),
+        last_source_error=observed.source_error or None,
+        last_scale_time=now_rfc3339 if scales else last_status.last_scale_time,
+        last_scale_reason=reason if scales else last_status.last_scale_reason,
+        # The scaling memory goes with a scale, so a restarted operator continues from it.
+        scaling_state=encode_state(decision.state, now_monotonic, now_wall) if scales else None,
+    )
+    return Plan(
+        target=target,
+        current=current,
+        decision=decision,
+        paused=paused_replicas is not None,
+        deletion_costs=deletion_costs(stats.in_flight_by_pod, observed.known_deletion_costs)
+        if target < current
+        else {},
+        status=status,
+        write_status=scales or status.differs_from(last_status),
+        events=tuple(events),
+    )

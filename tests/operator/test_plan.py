@@ -1,0 +1,130 @@
+"""`qc_operator.plan`: one tick's target, writes, status and Events from plain observations."""
+
+from __future__ import annotations
+
+import pytest
+from specs import spec
+
+from qc_common import api
+from qc_operator import scaling
+from qc_operator.plan import Event, Observed, Plan, deletion_costs, pause_override, plan
+from qc_operator.sources.base import BacklogReading
+from qc_operator.spec import QueueConsumerSpec, parse
+from qc_operator.status import ConsumerStatus
+from qc_operator.workers import WorkerStats
+
+NOW = "2026-12-02T08:00:00Z"
+IDLE = WorkerStats({}, 0.0, None, None, None)
+
+
+def consumer(**scaling_spec: object) -> QueueConsumerSpec:
+    return parse(spec(scaling={"messagesPerReplica": 10, "maxReplicas": 8, **scaling_spec}))
+
+
+def observed(
+    backlog: float | None,
+    replicas: int = 1,
+    source_error: str = "",
+    annotations: dict[str, str] | None = None,
+    workers: WorkerStats = IDLE,
+    known: dict[str, int | None] | None = None,
+) -> Observed:
+    return Observed(
+        generation=3,
+        annotations=annotations or {},
+        replicas=replicas,
+        ready_replicas=replicas,
+        reading=BacklogReading(backlog) if backlog is not None else None,
+        source_error=source_error,
+        workers=workers,
+        known_deletion_costs=known or {},
+    )
+
+
+def tick(the_spec: QueueConsumerSpec, seen: Observed, last: ConsumerStatus | None = None) -> Plan:
+    return plan(the_spec, seen, scaling.ScalingState(), last or ConsumerStatus(), 100.0, 1_000.0, NOW)
+
+
+def test_a_backlog_scales_out_with_an_event_a_status_and_the_scaling_memory() -> None:
+    result = tick(consumer(), observed(45, replicas=1))
+    assert result.target == 5
+    assert result.scales
+    assert result.events == (Event("Normal", "Scaled", result.decision.reason),)
+    assert result.write_status
+    assert result.status.replicas == 5
+    assert result.status.desired_replicas == 5
+    assert result.status.last_scale_time == NOW
+    assert result.status.scaling_state is not None, "the memory goes with a scale"
+    assert {c.type: c.status for c in result.status.conditions} == {
+        "Ready": True,
+        "Active": True,
+        "Fallback": False,
+        "Paused": False,
+        "SourceError": False,
+    }
+
+
+def test_a_steady_state_writes_nothing() -> None:
+    the_spec = consumer()
+    first = tick(the_spec, observed(20, replicas=2))
+    assert not first.scales
+    second = plan(the_spec, observed(20, replicas=2), first.decision.state, first.status, 105.0, 1_005.0, NOW)
+    assert not second.write_status
+    assert second.events == ()
+
+
+def test_a_source_error_is_a_condition_and_one_warning_per_new_message() -> None:
+    first = tick(consumer(fallbackReplicas=2), observed(None, replicas=4, source_error="queue: HTTP 500"))
+    assert first.target == 2
+    assert first.decision.fallback
+    assert Event("Warning", "SourceError", "queue: HTTP 500") in first.events
+    conditions = {c.type: c for c in first.status.conditions}
+    assert conditions["SourceError"].status
+    assert conditions["SourceError"].message == "queue: HTTP 500"
+    still_failing = observed(None, replicas=2, source_error="queue: HTTP 500")
+    again = tick(consumer(fallbackReplicas=2), still_failing, first.status)
+    assert not [e for e in again.events if e.reason == "SourceError"], "the same error is not posted twice"
+    assert again.status.backlog == first.status.backlog
+
+
+@pytest.mark.parametrize(
+    ("annotations", "current", "expected"),
+    [
+        ({}, 3, None),
+        ({api.PAUSED_ANNOTATION: "true"}, 3, 3),
+        ({api.PAUSED_ANNOTATION: "TRUE"}, 3, 3),
+        ({api.PAUSED_ANNOTATION: "false"}, 3, None),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "4"}, 3, 4),
+        ({api.PAUSED_REPLICAS_ANNOTATION: " 0 "}, 3, 0),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "four"}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "2", api.PAUSED_ANNOTATION: "true"}, 3, 2),
+    ],
+)
+def test_pause_override(annotations: dict[str, str], current: int, expected: int | None) -> None:
+    replicas, message = pause_override(annotations, current)
+    assert replicas == expected
+    assert bool(message) == (expected is not None)
+
+
+def test_a_pause_holds_the_count_and_says_why() -> None:
+    paused = tick(consumer(), observed(80, replicas=2, annotations={api.PAUSED_REPLICAS_ANNOTATION: "3"}))
+    assert paused.target == 3
+    assert paused.paused
+    assert paused.decision.replicas == 8, "the decision is still made and shown as desiredReplicas"
+    assert paused.status.desired_replicas == 8
+    assert paused.status.last_scale_reason is not None
+    assert "paused" in paused.status.last_scale_reason
+
+
+def test_deletion_costs_only_before_a_scale_down_and_only_the_changes() -> None:
+    busy = WorkerStats({"a": 0.0, "b": 3.4, "c": 1.0}, 4.4, 10.0, 1.0, False)
+    down = tick(consumer(), observed(0, replicas=3, workers=busy, known={"a": 0, "b": None, "c": 2}))
+    assert down.target < 3
+    assert down.deletion_costs == {"b": 3, "c": 1}
+    up = tick(consumer(), observed(80, replicas=3, workers=busy))
+    assert up.deletion_costs == {}
+
+
+def test_deletion_costs_rank_busier_pods_higher() -> None:
+    assert deletion_costs({"idle": 0.0, "busy": 7.6}, {}) == {"idle": 0, "busy": 8}
+    assert deletion_costs({"idle": 0.0}, {"idle": 0}) == {}

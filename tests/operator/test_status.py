@@ -1,0 +1,84 @@
+"""`qc_operator.status`: conditions keep their transition times, the status reads back what was written,
+and the scaling memory survives a restart's new monotonic clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from qc_operator import scaling
+from qc_operator.status import (
+    Condition,
+    ConsumerStatus,
+    decode_state,
+    encode_state,
+    merge_conditions,
+    round_significant,
+)
+
+
+def test_a_condition_keeps_its_transition_time_until_its_status_flips() -> None:
+    before = (Condition("Ready", True, "Reconciled", "ok", "2026-01-01T00:00:00Z"),)
+    same = merge_conditions(before, [Condition("Ready", True, "Reconciled", "still ok")], "later")
+    assert same[0].last_transition_time == "2026-01-01T00:00:00Z"
+    assert same[0].message == "still ok"
+    flipped = merge_conditions(before, [Condition("Ready", False, "InvalidSpec", "bad")], "later")
+    assert flipped[0].last_transition_time == "later"
+    new = merge_conditions((), [Condition("Active", False, "Idle", "")], "now")
+    assert new[0].last_transition_time == "now"
+
+
+def test_the_status_round_trips_through_its_dict_form() -> None:
+    status = ConsumerStatus(
+        observed_generation=4,
+        source="rabbitmq",
+        backlog=12.0,
+        oldest_message_age_seconds=3.5,
+        throughput_per_replica=40.0,
+        in_flight=2.0,
+        replicas=3,
+        desired_replicas=3,
+        ready_replicas=2,
+        conditions=(Condition("Ready", True, "Reconciled", "ok", "t"),),
+        last_source_error=None,
+        last_scale_time="t",
+        last_scale_reason="scaled",
+        scaling_state={"recommendations": [], "changes": [], "lastActive": None},
+    )
+    patch = status.to_patch(with_scaling_state=True)
+    assert ConsumerStatus.from_dict(patch) == status
+    assert "scalingState" not in status.to_patch(with_scaling_state=False)
+    assert not ConsumerStatus.from_dict(patch).differs_from(status)
+
+
+def test_only_what_a_person_would_notice_differs() -> None:
+    status = ConsumerStatus(replicas=2, backlog=10.0)
+    assert not replace(status, last_scale_time="later", last_scale_reason="x").differs_from(status)
+    assert replace(status, backlog=11.0).differs_from(status)
+
+
+def test_a_status_edited_into_nonsense_reads_as_unset() -> None:
+    odd = ConsumerStatus.from_dict(
+        {"backlog": "many", "replicas": True, "conditions": "Ready", "scalingState": [1], "inFlight": None}
+    )
+    assert odd == ConsumerStatus()
+    assert ConsumerStatus.from_dict(None) == ConsumerStatus()
+
+
+def test_the_scaling_memory_survives_a_new_monotonic_clock() -> None:
+    state = scaling.ScalingState(
+        recommendations=((90.0, 4), (95.0, 3)), changes=((95.0, -1),), last_active_seconds=99.0
+    )
+    encoded = encode_state(state, now_monotonic=100.0, now_wall=10_000.0)
+    # The operator restarts 2 s later: its new monotonic clock reads 7, so monotonic 95 then is 0 now.
+    restored = decode_state(encoded, now_monotonic=7.0, now_wall=10_002.0)
+    assert restored.recommendations == ((-5.0, 4), (0.0, 3))
+    assert restored.changes == ((0.0, -1),)
+    assert restored.last_active_seconds == 4.0
+    assert decode_state({"recommendations": [["x", 1]]}, 0, 0) == scaling.ScalingState()
+    assert decode_state(None, 0, 0) == scaling.ScalingState()
+
+
+def test_round_significant() -> None:
+    assert round_significant(123456.0) == 123000.0
+    assert round_significant(0.012345, 2) == 0.012
+    assert round_significant(None) is None

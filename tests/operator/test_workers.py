@@ -1,0 +1,84 @@
+"""`qc_operator.workers`: the workers' Prometheus text read into samples, throughput per busy replica, and
+the empty-receive signal compared between scrapes. Plain data, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from qc_operator.workers import (
+    PodSample,
+    ThroughputEstimator,
+    parse_pod_metrics,
+    queue_found_empty,
+    summarize,
+)
+
+
+def test_worker_metrics_parse_and_throughput_per_busy_replica() -> None:
+    text = (
+        'qc_worker_messages_acked_total{source="rabbitmq",task="t"} 120.0\n'
+        'qc_worker_tasks_in_flight{source="rabbitmq",task="t"} 3.0\n'
+        'qc_worker_busy_ratio{source="rabbitmq",task="t"} 0.5\n'
+    )
+    assert parse_pod_metrics(text) == PodSample(acked_total=120, in_flight=3, busy_ratio=0.5)
+    estimator = ThroughputEstimator()
+    assert estimator.update({"a": PodSample(100, 2, 0.5), "b": PodSample(0, 2, 0.5)}, 0.0) is None
+    # 40 + 40 completions in 2 s (40 msg/s) from two pods each busy half the time: one busy replica's worth.
+    busy = estimator.update({"a": PodSample(140, 2, 0.5), "b": PodSample(40, 2, 0.5)}, 2.0)
+    assert busy == pytest.approx(40)
+    # An idle fleet keeps the last estimate instead of reading its idleness as slowness.
+    idle = estimator.update({"a": PodSample(140, 0, 0.0), "b": PodSample(40, 0, 0.0)}, 4.0)
+    assert idle == pytest.approx(40)
+
+
+def empty_receives(total: float | None) -> PodSample:
+    return PodSample(acked_total=100, in_flight=1, busy_ratio=0.1, empty_receives_total=total)
+
+
+@pytest.mark.parametrize(
+    ("name", "previous", "current", "expected"),
+    [
+        ("rose: the queue was found empty", {"a": empty_receives(5)}, {"a": empty_receives(6)}, True),
+        ("unchanged: never found empty", {"a": empty_receives(5)}, {"a": empty_receives(5)}, False),
+        ("went down: restarted, no information", {"a": empty_receives(5)}, {"a": empty_receives(0)}, None),
+        ("no previous scrape: no information", {}, {"a": empty_receives(5)}, None),
+        ("no pod answered", {"a": empty_receives(5)}, {}, None),
+        ("a worker without the counter", {"a": empty_receives(None)}, {"a": empty_receives(None)}, None),
+        (
+            "one pod's rise is enough",
+            {"a": empty_receives(5), "b": empty_receives(9)},
+            {"a": empty_receives(5), "b": empty_receives(10)},
+            True,
+        ),
+        (
+            "a restarted pod beside an unchanged one",
+            {"a": empty_receives(5), "b": empty_receives(9)},
+            {"a": empty_receives(5), "b": empty_receives(1)},
+            False,
+        ),
+        (
+            "a new pod beside an unchanged one",
+            {"a": empty_receives(5)},
+            {"a": empty_receives(5), "b": empty_receives(3)},
+            False,
+        ),
+    ],
+)
+def test_queue_found_empty_from_the_empty_receive_counters(
+    name: str, previous: dict[str, PodSample], current: dict[str, PodSample], expected: bool | None
+) -> None:
+    assert queue_found_empty(previous, current) is expected, name
+
+
+def test_summarize_adds_up_the_fleet_and_keeps_the_estimate_when_no_pod_answers() -> None:
+    estimator = ThroughputEstimator()
+    summarize({"a": PodSample(0, 1, 1.0), "b": PodSample(0, 2, 1.0)}, estimator, 0.0)
+    stats = summarize({"a": PodSample(10, 3, 1.0), "b": PodSample(10, 1, 1.0)}, estimator, 1.0)
+    assert stats.in_flight_by_pod == {"a": 3, "b": 1}
+    assert stats.total_in_flight == 4
+    assert stats.busy_replicas == 2
+    assert stats.throughput_per_replica == pytest.approx(10)
+    nobody = summarize({}, estimator, 2.0)
+    assert nobody.busy_replicas is None, "no pod answered: unknown, not idle"
+    assert nobody.queue_found_empty is None
+    assert nobody.throughput_per_replica == pytest.approx(10), "a fleet scaled to zero keeps its estimate"
