@@ -23,12 +23,27 @@ class DeploymentMissing(Exception):
     """The worker Deployment is not there even after the operator tried to create it."""
 
 
+class ServiceAccountMissing(Exception):
+    """The ServiceAccount the spec names for the worker pods does not exist in the namespace."""
+
+
+class OwnershipConflict(Exception):
+    """An object with the name of one of ours exists and another owner controls it: never merged into."""
+
+
+class ApiRejected(Exception):
+    """The API server refused a write (invalid, or forbidden by RBAC or an admission policy)."""
+
+
 # The Ready=False reason for each error that stops a reconcile or a tick. A SourceError does not stop a
 # tick: the plan falls back and reports it in the SourceError condition instead.
 READY_REASONS: dict[type[Exception], str] = {
     SpecError: "InvalidSpec",
     SecretError: "SecretMissing",
     DeploymentMissing: "DeploymentMissing",
+    ServiceAccountMissing: "ServiceAccountMissing",
+    OwnershipConflict: "Conflict",
+    ApiRejected: "RejectedByAPIServer",
 }
 
 

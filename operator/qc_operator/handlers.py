@@ -42,6 +42,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.kube = Kube(make_api_client(own.kubeconfig))
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
+    memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
     logger.info("metrics on :%d/metrics", own.metrics_port)
 
@@ -61,7 +62,14 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
-    """Bad input or a missing piece: Ready=False and a Warning Event, once per change; no scaling."""
+    """Bad input or a missing piece: Ready=False and a Warning Event, once per change; no scaling.
+
+    The create handler and the daemon may both report one failure, and the body either sees can be a
+    moment stale: what was reported is remembered here too, so it is written and posted once."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    if memo.not_ready.get(key) == (reason, message):
+        return
+    memo.not_ready[key] = (reason, message)
     previous = status.ConsumerStatus.from_dict(body.get("status"))
     before = [c for c in previous.conditions if c.type == "Ready"]
     wanted = status.merge_conditions(
@@ -103,19 +111,53 @@ async def scale(
             interval = parsed.polling_interval_seconds
             for event in await autoscaler.tick(plain, parsed):
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+            memo.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
             memo.metrics.reconciled(namespace, name, "ok")
         except Exception as error:  # never the end of the loop
             reason = errors.ready_reason(error)
             if reason is not None:
                 memo.metrics.reconciled(namespace, name, "invalid")
                 await report_not_ready(memo, body, reason, str(error))
+                autoscaler.last_status = None  # Ready=False was written: compare with the status anew
             else:  # an API hiccup: logged, counted, retried next tick
                 memo.metrics.reconciled(namespace, name, "error")
                 logger.exception("scaling tick failed")
         await stopped.wait(interval)
 
 
+def controlling_consumer(body: kopf.Body) -> str | None:
+    """The name of the QueueConsumer controlling a child, from its ownerReferences."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == api.KIND and ref.get("apiVersion") == api.API_VERSION:
+            return str(ref.get("name"))
+    return None
+
+
+# A child deleted by hand comes back at once (the tick re-creates the Deployment itself): watched, not
+# polled, so a steady state costs no reads. Only objects carrying our managed-by label are looked at.
+OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
+
+
+@kopf.on.event("v1", "serviceaccounts", labels=OWNED)
+@kopf.on.event("v1", "services", labels=OWNED)
+@kopf.on.event("policy/v1", "poddisruptionbudgets", labels=OWNED)
+async def recreate_deleted_child(event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    consumer = controlling_consumer(body) if event.get("type") == "DELETED" else None
+    if consumer is None:
+        return
+    owner = await memo.kube.queue_consumer(body["metadata"]["namespace"], consumer)
+    if owner is None or owner["metadata"].get("deletionTimestamp"):
+        return  # the QueueConsumer is going: its children go with it
+    try:
+        await ensure_children(memo.kube, owner, spec_module.parse(owner.get("spec") or {}))
+    except Exception as error:
+        if errors.ready_reason(error) is None:
+            raise
+        # An expected failure is reported by the QueueConsumer's own handlers and daemon.
+
+
 @kopf.on.delete(*RESOURCE, optional=True)
 async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # No finalizer (optional=True): deletion never waits for the operator; children go by ownerReferences.
     memo.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+    memo.not_ready.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)

@@ -8,6 +8,7 @@ included); a worker pod that does not answer is left out of that scrape.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,15 +17,37 @@ import aiohttp
 from qc_operator.errors import SourceError
 from qc_operator.workers import PodSample, parse_pod_metrics
 
-REQUEST_TIMEOUT_SECONDS = 10.0
+MAX_REQUEST_TIMEOUT_SECONDS = 10.0
+# A read must end before the next tick is due, so a hung source is a SourceError within one interval.
+TIMEOUT_SHARE_OF_INTERVAL = 0.8
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a backlog answer is a few KiB; a runaway one must not OOM us
+MAX_METRICS_BYTES = 1024 * 1024  # a worker's /metrics page is a few KiB
 SCRAPE_TIMEOUT_SECONDS = 3.0
+CHUNK_BYTES = 64 * 1024
+
+
+def request_timeout_seconds(polling_interval_seconds: float) -> float:
+    return min(MAX_REQUEST_TIMEOUT_SECONDS, TIMEOUT_SHARE_OF_INTERVAL * polling_interval_seconds)
+
+
+async def read_capped(reply: aiohttp.ClientResponse, limit_bytes: int) -> bytes | None:
+    """The body, or None when it is longer than `limit_bytes` (read no further than that)."""
+    if reply.content_length is not None and reply.content_length > limit_bytes:
+        return None
+    body = bytearray()
+    async for chunk in reply.content.iter_chunked(CHUNK_BYTES):
+        body += chunk
+        if len(body) > limit_bytes:
+            return None
+    return bytes(body)
 
 
 class JsonFetcher:
-    """`sources.base.FetchJson` over an aiohttp session."""
+    """`sources.base.FetchJson` over an aiohttp session, each request bounded in time and size."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, timeout_seconds: float = MAX_REQUEST_TIMEOUT_SECONDS):
         self._session = session
+        self._timeout_seconds = timeout_seconds
 
     async def __call__(
         self,
@@ -42,17 +65,25 @@ class JsonFetcher:
                 params=params,
                 headers=headers,
                 auth=auth,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS),
+                timeout=aiohttp.ClientTimeout(total=self._timeout_seconds),
             ) as reply:
                 if reply.status == 404:
                     raise SourceError(f"{what}: not found (HTTP 404)")
                 if reply.status in (401, 403):
                     raise SourceError(f"{what}: credentials refused (HTTP {reply.status})")
+                body = await read_capped(reply, MAX_RESPONSE_BYTES)
+                if body is None:
+                    raise SourceError(f"{what}: the answer is larger than {MAX_RESPONSE_BYTES} bytes")
                 if reply.status >= 400:
-                    raise SourceError(f"{what}: HTTP {reply.status}: {(await reply.text())[:200]}")
-                return await reply.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                    text = body[:200].decode("utf-8", "replace")
+                    raise SourceError(f"{what}: HTTP {reply.status}: {text}")
+                return json.loads(body)
+        except TimeoutError as error:
+            raise SourceError(f"{what}: no answer within {self._timeout_seconds:g} s") from error
+        except aiohttp.ClientError as error:
             raise SourceError(f"{what}: {type(error).__name__}: {error}") from error
+        except ValueError as error:  # not JSON (or not UTF-8)
+            raise SourceError(f"{what}: the answer is not JSON: {str(error)[:200]}") from error
 
 
 async def scrape_workers(
@@ -63,7 +94,8 @@ async def scrape_workers(
     async def one(url: str) -> PodSample | None:
         try:
             async with session.get(url, timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_SECONDS)) as reply:
-                return parse_pod_metrics(await reply.text()) if reply.status == 200 else None
+                body = await read_capped(reply, MAX_METRICS_BYTES) if reply.status == 200 else None
+                return parse_pod_metrics(body.decode("utf-8", "replace")) if body is not None else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 

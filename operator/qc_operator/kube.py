@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from qc_common import api
-from qc_operator.errors import SecretError
+from qc_operator.errors import ApiRejected, OwnershipConflict, SecretError
 from qc_operator.sources.base import SecretKeyRef
 
 
@@ -25,6 +27,9 @@ class DeploymentState:
     replicas: int
     ready_replicas: int
     pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
+    controller_uid: str | None  # the uid of the object controlling it (ours: the QueueConsumer's)
+    spec_hash: str | None  # the pod template's hash annotation, as builders.pod_template wrote it
+    body: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,34 @@ def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def controller_uid(owner_references: Any) -> str | None:
+    for ref in owner_references or []:
+        if getattr(ref, "controller", False):
+            return str(ref.uid)
+    return None
+
+
+def check_owner(kind: str, name: str, found_uid: str | None, owner_uid: str) -> None:
+    if found_uid != owner_uid:
+        raise OwnershipConflict(
+            f"a {kind} named {name!r} already exists and is not controlled by this QueueConsumer: "
+            "rename one of them, or delete that object if nothing else uses it"
+        )
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own message from an error's Status body."""
+    try:
+        status = json.loads(error.body or "")
+    except ValueError:
+        status = None
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or error.reason or f"HTTP {error.status}")[:1000]
+
+
 class Kube:
     def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
         # Typed as Any: we pass plain dicts, which the client accepts but its stubs do not describe.
         self.core: Any = client.CoreV1Api(api_client)
         self.apps: Any = client.AppsV1Api(api_client)
@@ -72,47 +103,76 @@ class Kube:
     async def secret_values(self, namespace: str, refs: tuple[SecretKeyRef, ...]) -> dict[SecretKeyRef, str]:
         return {ref: await self.secret_value(namespace, ref) for ref in refs}
 
-    # --- owned objects ---
-    async def apply_deployment(self, desired: dict[str, Any]) -> bool:
-        """Create the worker Deployment, or roll its pod template when it changed. Never touches replicas
-        of an existing Deployment (the scaler owns them). Returns True if it wrote."""
-        meta = desired["metadata"]
+    async def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
-            current = await asyncio.to_thread(
-                self.apps.read_namespaced_deployment, meta["name"], meta["namespace"]
-            )
+            await asyncio.to_thread(self.core.read_namespaced_service_account, name, namespace)
         except ApiException as error:
-            if error.status != 404:
-                raise
-            try:
-                await asyncio.to_thread(self.apps.create_namespaced_deployment, meta["namespace"], desired)
-            except ApiException as conflict:
-                if conflict.status != 409:  # created meanwhile by the other handler: fine
-                    raise
-                return False
-            return True
-        annotations = current.spec.template.metadata.annotations or {}
-        wanted = desired["spec"]["template"]["metadata"]["annotations"][api.SPEC_HASH_ANNOTATION]
-        if annotations.get(api.SPEC_HASH_ANNOTATION) == wanted:
-            return False
-        patch = {"metadata": {"labels": meta["labels"]}, "spec": {"template": desired["spec"]["template"]}}
-        await asyncio.to_thread(self.apps.patch_namespaced_deployment, meta["name"], meta["namespace"], patch)
-        return True
-
-    async def ensure_exists(self, desired: dict[str, Any]) -> bool:
-        """Create a simple owned object (ServiceAccount, PDB, Service) if it is missing."""
-        meta = desired["metadata"]
-        create = {
-            "ServiceAccount": self.core.create_namespaced_service_account,
-            "Service": self.core.create_namespaced_service,
-            "PodDisruptionBudget": self.policy.create_namespaced_pod_disruption_budget,
-        }[desired["kind"]]
-        try:
-            await asyncio.to_thread(create, meta["namespace"], desired)
-        except ApiException as error:
-            if error.status == 409:
+            if error.status == 404:
                 return False
             raise
+        return True
+
+    # --- owned objects ---
+    async def create_deployment(self, desired: dict[str, Any]) -> None:
+        """Create the worker Deployment; one created meanwhile (by the other handler) is checked by the
+        caller's next read, like any existing one."""
+        meta = desired["metadata"]
+        try:
+            await self._write(
+                f"creating Deployment {meta['name']!r}",
+                self.apps.create_namespaced_deployment,
+                meta["namespace"],
+                desired,
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+    async def replace_pod_template(self, current: DeploymentState, desired: dict[str, Any]) -> None:
+        """Roll the pods: the whole template is replaced (a field removed from the spec goes), our labels
+        set, and everything else of the Deployment (replicas above all: the scaler's) kept as it is."""
+        body = copy.deepcopy(current.body)
+        body["spec"]["template"] = desired["spec"]["template"]
+        body["metadata"]["labels"] = {
+            **(body["metadata"].get("labels") or {}),
+            **desired["metadata"]["labels"],
+        }
+        meta = desired["metadata"]
+        try:
+            await self._write(
+                f"updating Deployment {meta['name']!r}",
+                self.apps.replace_namespaced_deployment,
+                meta["name"],
+                meta["namespace"],
+                body,
+            )
+        except ApiException as error:
+            if error.status != 409:  # changed meanwhile (the other handler): the next tick sees it anew
+                raise
+
+    async def ensure_exists(self, desired: dict[str, Any], owner_uid: str) -> bool:
+        """Create a simple owned object (ServiceAccount, PDB, Service) if it is missing; one of that name
+        that another owner controls is an OwnershipConflict, never merged into. True if it created."""
+        meta, kind = desired["metadata"], desired["kind"]
+        create, read = {
+            "ServiceAccount": (
+                self.core.create_namespaced_service_account,
+                self.core.read_namespaced_service_account,
+            ),
+            "Service": (self.core.create_namespaced_service, self.core.read_namespaced_service),
+            "PodDisruptionBudget": (
+                self.policy.create_namespaced_pod_disruption_budget,
+                self.policy.read_namespaced_pod_disruption_budget,
+            ),
+        }[kind]
+        try:
+            await self._write(f"creating {kind} {meta['name']!r}", create, meta["namespace"], desired)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing: Any = await asyncio.to_thread(read, meta["name"], meta["namespace"])
+            check_owner(kind, meta["name"], controller_uid(existing.metadata.owner_references), owner_uid)
+            return False
         return True
 
     async def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
@@ -122,15 +182,31 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+        annotations = deployment.spec.template.metadata.annotations or {}
         return DeploymentState(
             replicas=int(deployment.spec.replicas or 0),
             ready_replicas=int(deployment.status.ready_replicas or 0),
             pods=int(deployment.status.replicas or 0),
+            controller_uid=controller_uid(deployment.metadata.owner_references),
+            spec_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
+            body=self.api_client.sanitize_for_serialization(deployment),  # type: ignore[no-untyped-call]
         )
+
+    async def _write(self, what: str, call: Any, *args: Any) -> Any:
+        """A write; the API server's refusal (invalid, forbidden by RBAC or an admission policy) becomes
+        ApiRejected with its own message. Not found, conflicts and server errors pass through."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except ApiException as error:
+            if error.status is not None and 400 <= error.status < 500 and error.status not in (404, 409):
+                raise ApiRejected(f"{what}: {api_message(error)}") from error
+            raise
 
     async def scale(self, namespace: str, name: str, replicas: int) -> None:
         body = {"spec": {"replicas": replicas}}
-        await asyncio.to_thread(self.apps.patch_namespaced_deployment_scale, name, namespace, body)
+        await self._write(
+            f"scaling Deployment {name!r}", self.apps.patch_namespaced_deployment_scale, name, namespace, body
+        )
 
     async def worker_pods(self, namespace: str, consumer: str) -> list[WorkerPod]:
         selector = f"{api.CONSUMER_LABEL}={consumer},{api.COMPONENT_LABEL}={api.WORKER_COMPONENT}"
@@ -154,13 +230,26 @@ class Kube:
     async def set_deletion_cost(self, namespace: str, pod: str, cost: int) -> None:
         body = {"metadata": {"annotations": {api.POD_DELETION_COST_ANNOTATION: str(cost)}}}
         try:
-            await asyncio.to_thread(self.core.patch_namespaced_pod, pod, namespace, body)
+            await self._write(f"annotating pod {pod!r}", self.core.patch_namespaced_pod, pod, namespace, body)
         except ApiException as error:
             if error.status != 404:  # a pod that just went away needs no cost
                 raise
 
+    async def queue_consumer(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The QueueConsumer as plain data; None if it is gone."""
+        try:
+            body: dict[str, Any] = await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, api.GROUP, api.VERSION, namespace, api.PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return body
+
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        await asyncio.to_thread(
+        await self._write(
+            "writing the status",
             self.custom.patch_namespaced_custom_object_status,
             api.GROUP,
             api.VERSION,

@@ -61,16 +61,25 @@ class Plan:
         return self.target != self.current
 
 
-def pause_override(annotations: Mapping[str, str], current: int) -> tuple[int | None, str]:
-    """(replicas to hold, message) when paused by annotation; (None, "") otherwise."""
+def pause_override(annotations: Mapping[str, str], current: int, max_replicas: int) -> tuple[int | None, str]:
+    """(replicas to hold, message) when paused by annotation; (None, "") otherwise. A count above
+    maxReplicas holds maxReplicas: the spec's bound holds whatever an annotation says."""
     raw = annotations.get(api.PAUSED_REPLICAS_ANNOTATION)
     if raw is not None:
-        if raw.strip().isdigit():
-            return int(raw), f"paused by {api.PAUSED_REPLICAS_ANNOTATION} at {int(raw)} replicas"
-        return (
-            current,
-            f"paused, but {api.PAUSED_REPLICAS_ANNOTATION}={raw!r} is not a number: holding {current}",
-        )
+        digits = raw.strip()
+        if not (digits.isascii() and digits.isdigit()):  # "²".isdigit() is true, int("²") fails
+            shown = raw[:40]
+            return (
+                current,
+                f"paused, but {api.PAUSED_REPLICAS_ANNOTATION}={shown!r} is not a number: holding {current}",
+            )
+        wanted = int(digits[:12])
+        if wanted > max_replicas:
+            return max_replicas, (
+                f"paused by {api.PAUSED_REPLICAS_ANNOTATION} at {wanted} replicas, "
+                f"held at maxReplicas ({max_replicas})"
+            )
+        return wanted, f"paused by {api.PAUSED_REPLICAS_ANNOTATION} at {wanted} replicas"
     if annotations.get(api.PAUSED_ANNOTATION, "").lower() == "true":
         return current, f"paused by {api.PAUSED_ANNOTATION}: holding {current} replicas"
     return None, ""
@@ -134,7 +143,7 @@ def plan(
         state,
         now_monotonic,
     )
-    paused_replicas, paused_message = pause_override(observed.annotations, current)
+    paused_replicas, paused_message = pause_override(observed.annotations, current, spec.policy.max_replicas)
     target = paused_replicas if paused_replicas is not None else decision.replicas
     scales = target != current
     reason = paused_message or decision.reason

@@ -15,10 +15,11 @@ from typing import Any
 
 import aiohttp
 
+from qc_common import api
 from qc_operator import builders, plan, scaling, status
-from qc_operator.errors import DeploymentMissing, SecretError, SourceError
-from qc_operator.http import JsonFetcher, scrape_workers
-from qc_operator.kube import Kube
+from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMissing, SourceError
+from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
+from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
@@ -26,16 +27,41 @@ from qc_operator.workers import ThroughputEstimator, summarize
 log = logging.getLogger(__name__)
 
 
-async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
-    """Create what the workers need and roll the Deployment when its pod template changed."""
-    namespace = body["metadata"]["namespace"]
+async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> DeploymentState:
+    """Make what the workers need exist, and the Deployment's pod template what the spec says; returns
+    the Deployment as it is. Raises OwnershipConflict for a same-named object someone else controls."""
+    namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
     await kube.secret_values(namespace, spec.source.worker_secret_refs())  # fail early, with a condition
-    if spec.worker.service_account_name is None:
-        await kube.ensure_exists(builders.service_account(body))
-    await kube.ensure_exists(builders.metrics_service(body))
-    await kube.ensure_exists(builders.pod_disruption_budget(body))
+    named = spec.worker.service_account_name
+    if named is None:
+        await kube.ensure_exists(builders.service_account(body), uid)
+    elif not await kube.service_account_exists(namespace, named):  # pods would fail to be created
+        raise ServiceAccountMissing(f"ServiceAccount {named!r} (spec.worker.serviceAccountName) not found")
+    await kube.ensure_exists(builders.metrics_service(body), uid)
+    await kube.ensure_exists(builders.pod_disruption_budget(body), uid)
+    return await ensure_deployment(kube, body, spec)
+
+
+async def ensure_deployment(
+    kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec, current: DeploymentState | None = None
+) -> DeploymentState:
+    """Create the Deployment, or replace its pod template when the spec's hash changed (`current`: the
+    state just read, if the caller has it). Never touches the replicas of an existing Deployment."""
+    meta = body["metadata"]
+    name = builders.worker_name(meta["name"])
+    current = current or await kube.deployment_state(meta["namespace"], name)
     initial = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
-    await kube.apply_deployment(builders.deployment(body, spec, int(initial)))
+    desired = builders.deployment(body, spec, int(initial) if isinstance(initial, int) else 0)
+    if current is None:
+        await kube.create_deployment(desired)
+        current = await kube.deployment_state(meta["namespace"], name)
+        if current is None:
+            raise DeploymentMissing(f"the worker Deployment {name!r} does not exist yet")
+    check_owner("Deployment", name, current.controller_uid, meta["uid"])
+    wanted = desired["spec"]["template"]["metadata"]["annotations"][api.SPEC_HASH_ANNOTATION]
+    if current.spec_hash != wanted:
+        await kube.replace_pod_template(current, desired)
+    return current
 
 
 @dataclass
@@ -52,9 +78,10 @@ class Autoscaler:
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
         meta = body["metadata"]
-        if self.state is None or self.last_status is None:  # first tick after (re)start: continue from status
-            raw_status = body.get("status") or {}
+        raw_status = body.get("status") or {}
+        if self.state is None:  # the first tick after a (re)start continues from what the status recorded
             self.state = status.decode_state(raw_status.get("scalingState"), time.monotonic(), time.time())
+        if self.last_status is None:  # first tick, or the status was written by someone else since
             self.last_status = status.ConsumerStatus.from_dict(raw_status)
         observed = await self.observe(body, spec)
         the_plan = plan.plan(
@@ -67,13 +94,13 @@ class Autoscaler:
     async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        deployment_name = builders.worker_name(name)
-        deployment = await self.kube.deployment_state(namespace, deployment_name)
-        if deployment is None:  # deleted by someone, or not created yet: heal it, then scale it
-            await ensure_children(self.kube, body, spec)
-            deployment = await self.kube.deployment_state(namespace, deployment_name)
-        if deployment is None:
-            raise DeploymentMissing(f"the worker Deployment {deployment_name!r} does not exist yet")
+        # Every tick: the Deployment is there, ours, and shaped by the current spec (one read; a write
+        # only when something differs), so a Deployment deleted or edited by hand comes back.
+        deployment = await self.kube.deployment_state(namespace, builders.worker_name(name))
+        if deployment is None:  # deleted by someone, or not created yet: heal all the children
+            deployment = await ensure_children(self.kube, body, spec)
+        else:
+            deployment = await ensure_deployment(self.kube, body, spec, deployment)
 
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
@@ -82,7 +109,8 @@ class Autoscaler:
             reader = spec.backlog.reader(secrets)
             started = time.monotonic()
             try:
-                reading = await reader.read(JsonFetcher(self.session))
+                timeout = request_timeout_seconds(spec.polling_interval_seconds)
+                reading = await reader.read(JsonFetcher(self.session, timeout))
             finally:
                 self.metrics.source_latency.labels(**labels).observe(time.monotonic() - started)
         except (SourceError, SecretError) as error:

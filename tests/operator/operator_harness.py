@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aio_pika
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -125,3 +126,20 @@ def qc_where(
 def is_true(body: dict[str, Any], kind: str) -> bool:
     found = condition(body, kind)
     return found is not None and found["status"] == "True"
+
+
+async def set_backlog(url: str, queue: str, messages: int) -> None:
+    """Make the queue hold exactly `messages` ready messages (nobody consumes it in these tests)."""
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        declared = await channel.declare_queue(queue, durable=True)
+        await declared.purge()
+        for i in range(messages):
+            await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
+
+
+def create(admin: client.ApiClient, namespace: str, body: dict[str, object]) -> None:
+    client.CustomObjectsApi(admin).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body
+    )

@@ -98,10 +98,17 @@ def test_a_source_error_is_a_condition_and_one_warning_per_new_message() -> None
         ({api.PAUSED_REPLICAS_ANNOTATION: " 0 "}, 3, 0),
         ({api.PAUSED_REPLICAS_ANNOTATION: "four"}, 3, 3),
         ({api.PAUSED_REPLICAS_ANNOTATION: "2", api.PAUSED_ANNOTATION: "true"}, 3, 2),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "²"}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "٣"}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "-1"}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "1.5"}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: ""}, 3, 3),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "40"}, 3, 10),
+        ({api.PAUSED_REPLICAS_ANNOTATION: "9" * 5000}, 3, 10),
     ],
 )
 def test_pause_override(annotations: dict[str, str], current: int, expected: int | None) -> None:
-    replicas, message = pause_override(annotations, current)
+    replicas, message = pause_override(annotations, current, max_replicas=10)
     assert replicas == expected
     assert bool(message) == (expected is not None)
 

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-import aio_pika
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from operator_harness import (
     condition,
+    create,
     create_secret,
     deployment_replicas,
     eventually,
@@ -21,23 +21,13 @@ from operator_harness import (
     new_namespace,
     qc_where,
     queue_consumer,
+    set_backlog,
 )
 
 from devstack.services import RabbitMQ
 from qc_common import api
 
 RunOperator = Callable[[], AbstractContextManager[KopfRunner]]
-
-
-async def set_backlog(url: str, queue: str, messages: int) -> None:
-    """Make the queue hold exactly `messages` ready messages (nobody consumes it in these tests)."""
-    connection = await aio_pika.connect_robust(url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        declared = await channel.declare_queue(queue, durable=True)
-        await declared.purge()
-        for i in range(messages):
-            await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
 
 
 @pytest.fixture
@@ -52,12 +42,6 @@ def setup(admin: client.ApiClient, rabbitmq: RabbitMQ) -> tuple[str, str]:
     management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
     create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
     return namespace, queue
-
-
-def create(admin: client.ApiClient, namespace: str, body: dict[str, object]) -> None:
-    client.CustomObjectsApi(admin).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, api.PLURAL, body
-    )
 
 
 def test_create_scale_out_scale_in_cool_down_to_zero_and_garbage_collect(
