@@ -4,16 +4,24 @@ No I/O and no clock: the caller passes the observation, the state the previous d
 The operator keeps `ScalingState` between ticks (and in the resource's status when it scales); the
 simulator keeps it in memory. The steps, in order, follow KEDA + the HPA where they agree with us:
   1. source failed            -> fallback replicas (never zero unless fallback is explicitly 0);
-  2. the metric               -> replicas from backlog per replica (KEDA's AverageValue) and/or from the
-                                 measured per-replica throughput and a drain-time target; the larger wins;
-                                 no change while the usage ratio is within the tolerance (HPA). The
-                                 drain-time target drains the backlog as it is now: a reading minutes old,
-                                 corrected when the workers found the queue empty (`present_backlog`);
+  2. the metric               -> replicas from backlog per replica (KEDA's AverageValue, computed as the
+                                 HPA computes an External AverageValue: ceil(backlog / target)) and/or from
+                                 the measured per-replica throughput and a drain-time target; each target
+                                 holds the current count while its usage ratio is within the scale-up /
+                                 scale-down tolerances, and the larger proposal wins (the HPA's metrics).
+                                 The drain-time target drains the backlog as it is now: a reading minutes
+                                 old, corrected when the workers found the queue empty (`present_backlog`);
   3. activation and cooldown  -> 0 -> 1 only above the activation backlog; -> 0 only after the cooldown
                                  without backlog or work in flight (KEDA);
-  4. stabilization windows    -> HPA's: up takes the window's minimum, down its maximum;
-  5. rate limits              -> HPA's policies per period, select Max / Min / Disabled;
-  6. bounds                   -> min and max replicas always hold.
+  4. stabilization windows    -> HPA's: up takes the window's minimum, down its maximum, over the
+                                 recommendations strictly younger than the window;
+  5. rate limits              -> HPA's policies per period, select Max / Min / Disabled; a period starts
+                                 from the count before every change within it, in both directions;
+  6. bounds                   -> min and max replicas always hold (a count outside them goes straight to
+                                 the bound, as the HPA does).
+`hpa_compatible` builds the policy under which these steps give the HPA's numbers (tests/scaling/
+test_hpa_conformance.py checks them against the HPA's own test tables); `overridden_state` is what to keep
+when something else (a pause) decides the count.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ class ScalingRules:
 # The HPA's documented defaults (autoscaling/v2).
 HPA_SCALE_UP = ScalingRules(0, (RatePolicy("Pods", 4, 15), RatePolicy("Percent", 100, 15)))
 HPA_SCALE_DOWN = ScalingRules(300, (RatePolicy("Percent", 100, 15),))
-HPA_TOLERANCE = 0.1
+HPA_TOLERANCE = 0.1  # the controller's --horizontal-pod-autoscaler-tolerance default, both directions
+KEDA_COOLDOWN_SECONDS = 300.0  # KEDA's cooldownPeriod default
 
 # Our defaults (the CRD's), chosen with the simulator (`qc-operator simulate` and `make bench-simulator`,
 # see the README's "Simulate before you deploy"): poll often, size the fleet for the work in progress plus
@@ -74,10 +83,37 @@ class ScalingPolicy:
     target_drain_seconds: float | None
     activation_backlog: float  # wake 0 -> 1 only when the backlog exceeds this
     cooldown_seconds: float  # idle this long (no backlog, nothing in flight) before going to min_replicas
-    tolerance: float  # no change while |usage ratio - 1| <= tolerance
+    tolerance: float  # no change while 1 - tolerance <= usage ratio <= 1 + tolerance
     scale_up: ScalingRules
     scale_down: ScalingRules
     fallback_replicas: int | None  # replicas while the source fails; None holds the current count (>= 1)
+    # The HPA's behavior.scaleUp.tolerance / scaleDown.tolerance: None takes `tolerance`.
+    scale_up_tolerance: float | None = None
+    scale_down_tolerance: float | None = None
+    # The HPA's recordInitialRecommendation: a controller with no history counts the current replicas as its
+    # first recommendation, so a new or restarted one does not scale down within one window.
+    initial_recommendation: bool = False
+
+    def within_tolerance(self, usage_ratio: float) -> bool:
+        """The HPA's Tolerances.isWithin: too small a change to act on."""
+        up = self.tolerance if self.scale_up_tolerance is None else self.scale_up_tolerance
+        down = self.tolerance if self.scale_down_tolerance is None else self.scale_down_tolerance
+        return 1.0 - down <= usage_ratio <= 1.0 + up
+
+
+def hpa_compatible(
+    min_replicas: int, max_replicas: int, messages_per_replica: float, *, activation_backlog: float = 0.0,
+    cooldown_seconds: float = KEDA_COOLDOWN_SECONDS, fallback_replicas: int | None = None,
+    scale_up: ScalingRules = HPA_SCALE_UP, scale_down: ScalingRules = HPA_SCALE_DOWN,
+) -> ScalingPolicy:  # fmt: skip
+    """KEDA + the HPA in one line: a ScaledObject with an AverageValue target of `messages_per_replica` and
+    the HPA's `behavior` at its defaults (tolerance 0.1 both ways, the first recommendation recorded)."""
+    return ScalingPolicy(
+        min_replicas=min_replicas, max_replicas=max_replicas, messages_per_replica=messages_per_replica,
+        target_drain_seconds=None, activation_backlog=activation_backlog, cooldown_seconds=cooldown_seconds,
+        tolerance=HPA_TOLERANCE, scale_up=scale_up, scale_down=scale_down,
+        fallback_replicas=fallback_replicas, initial_recommendation=True,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,7 +135,8 @@ class Observation:
 class ScalingState:
     """What one decision leaves for the next."""
 
-    recommendations: tuple[tuple[float, int], ...] = ()  # (time, unstabilized recommendation)
+    # (time, unstabilized recommendation); the newest is kept even when stale: empty means no history yet.
+    recommendations: tuple[tuple[float, int], ...] = ()
     changes: tuple[tuple[float, int], ...] = ()  # (time, replica delta applied) for rate-limit periods
     last_active_seconds: float | None = None  # last time there was backlog or work in flight
     queue_empty_seconds: float | None = None  # last time the workers found the queue empty
@@ -139,95 +176,101 @@ def present_backlog(observation: Observation, state: ScalingState, now: float) -
     return backlog - stale, replace(state, stale_backlog=stale)
 
 
+def milli(value: float) -> int:
+    """A metric as the HPA reads it: a milli-quantity (KEDA reports its metrics in milli-units)."""
+    return round(value * 1000)
+
+
+def average_value_replicas(policy: ScalingPolicy, backlog: float, current: int, target: float) -> int:
+    """The HPA's GetExternalPerPodMetricReplicas (and GetObjectPerPodMetricReplicas): the usage ratio
+    decides only whether to act; the count is ceil(total / target), never the ratio times the count."""
+    usage, target_milli = milli(backlog), max(milli(target), 1)
+    if current > 0 and policy.within_tolerance(usage / (target_milli * current)):
+        return current
+    return math.ceil(usage / target_milli)
+
+
 def metric_replicas(
     policy: ScalingPolicy, observation: Observation, current: int, present: float | None = None
 ) -> tuple[int, str]:
     """Step 2: the replicas the backlog asks for, and which target asked (before activation and limits).
 
     `present` is the backlog now (`present_backlog`) for the drain-time target; None: the reading. The
-    messages-per-replica target always uses the reading, as KEDA does.
+    messages-per-replica target always uses the reading, as KEDA does. Each target is its own HPA metric:
+    its own tolerance test, then the largest proposal wins.
     """
     backlog = observation.backlog_messages or 0.0
     present = backlog if present is None else present
-    candidates: list[tuple[float, str]] = []
+    candidates: list[tuple[int, str]] = []
     if policy.messages_per_replica:
-        # As the HPA computes an AverageValue target (usage ratio times current), float rounding included.
         target = policy.messages_per_replica
-        exact = (backlog / current) / target * current if current > 0 else backlog / target
-        candidates.append((exact, f"{target:g} messages per replica"))
+        replicas = average_value_replicas(policy, backlog, current, target)
+        within = replicas == current and current > 0
+        why = f"{target:g} messages per replica"
+        candidates.append((replicas, f"within the tolerance of {why}" if within else why))
     throughput = observation.throughput_per_replica
     if policy.target_drain_seconds and throughput and throughput > 0:
         needed = present / (throughput * policy.target_drain_seconds) + (observation.busy_replicas or 0.0)
         why = f"draining in {policy.target_drain_seconds:g} s at {throughput:.3g} msg/s per replica"
         if present < backlog:
             why += f" (the workers found the queue empty: the backlog now is {present:.0f})"
-        candidates.append((needed, why))
+        if current > 0 and policy.within_tolerance(needed / current):
+            candidates.append((current, f"within the tolerance of {why}"))
+        else:
+            candidates.append((math.ceil(needed), why))
     if not candidates:
         return current, "no metric target can be computed yet"
-    exact, why = max(candidates)
-    if current > 0 and abs(exact / current - 1) <= policy.tolerance:
-        return current, f"within the {policy.tolerance:g} tolerance of {why}"
-    return math.ceil(exact), why
+    return max(candidates, key=lambda c: c[0])
 
 
 def stabilize(
-    recommendations: tuple[tuple[float, int], ...], current: int, policy: ScalingPolicy, now: float
+    desired: int, history: tuple[tuple[float, int], ...], current: int, policy: ScalingPolicy, now: float
 ) -> int:
-    """Step 4, the HPA's: scale up to the window's minimum, down to the window's maximum."""
-    up_window, down_window = (
-        policy.scale_up.stabilization_window_seconds,
-        policy.scale_down.stabilization_window_seconds,
-    )
-    up_candidates = [r for t, r in recommendations if now - t <= up_window]
-    down_candidates = [r for t, r in recommendations if now - t <= down_window]
-    stabilized = current
-    if up_candidates and stabilized < min(up_candidates):
-        stabilized = min(up_candidates)
-    if down_candidates and stabilized > max(down_candidates):
-        stabilized = max(down_candidates)
-    return stabilized
+    """Step 4, the HPA's stabilizeRecommendationWithBehaviors: `desired` with the earlier recommendations
+    strictly younger than each window (one exactly a window old no longer counts); scale up to the up
+    window's minimum, down to the down window's maximum."""
+    up_window = policy.scale_up.stabilization_window_seconds
+    down_window = policy.scale_down.stabilization_window_seconds
+    up = min([desired] + [r for t, r in history if now - t < up_window])
+    down = max([desired] + [r for t, r in history if now - t < down_window])
+    return min(max(current, up), down)
 
 
-def _changed_in_period(changes: tuple[tuple[float, int], ...], period: float, now: float, up: bool) -> int:
-    return sum(abs(d) for t, d in changes if now - t < period and (d > 0) == up)
+def _changed_in_period(changes: tuple[tuple[float, int], ...], period: float, now: float) -> tuple[int, int]:
+    """(added, removed) by the changes strictly younger than the period (getReplicasChangePerPeriod)."""
+    recent = [d for t, d in changes if now - t < period]
+    return sum(d for d in recent if d > 0), -sum(d for d in recent if d < 0)
 
 
 def rate_limit(
     desired: int, current: int, changes: tuple[tuple[float, int], ...], policy: ScalingPolicy, now: float
 ) -> int:
-    """Step 5, the HPA's: how far one step may go given what changed within each policy's period."""
-    if desired > current:
-        rules = policy.scale_up
-        if rules.select_policy == "Disabled":
-            return current
-        start = max(current, 1) if current == 0 else current  # from zero, count as one (KEDA activates to 1)
-        limits = []
-        for rate in rules.policies:
-            period_start = start - _changed_in_period(changes, rate.period_seconds, now, up=True)
-            if rate.kind == "Pods":
-                limits.append(period_start + rate.value)
-            else:
-                limits.append(math.ceil(period_start * (1 + rate.value / 100)))
-        if not limits:
-            return desired
-        limit = max(limits) if rules.select_policy == "Max" else min(limits)
-        return max(min(desired, limit), 1 if current == 0 else current)
-    if desired < current:
-        rules = policy.scale_down
-        if rules.select_policy == "Disabled":
-            return current
-        limits = []
-        for rate in rules.policies:
-            period_start = current + _changed_in_period(changes, rate.period_seconds, now, up=False)
-            if rate.kind == "Pods":
-                limits.append(period_start - rate.value)
-            else:
-                limits.append(int(period_start * (1 - rate.value / 100)))
-        if not limits:
-            return desired
-        limit = min(limits) if rules.select_policy == "Max" else max(limits)
-        return min(max(desired, limit), current)
-    return desired
+    """Step 5, the HPA's calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors: each
+    policy's period starts from `current - added + removed` within it; no limit reverses the direction."""
+    up = desired > current
+    if desired == current:
+        return desired
+    rules = policy.scale_up if up else policy.scale_down
+    if rules.select_policy == "Disabled":
+        return current
+    start = 1 if current == 0 else current  # from zero, count as one (KEDA activates to 1)
+    limits = []
+    for rate in rules.policies:
+        added, removed = _changed_in_period(changes, rate.period_seconds, now)
+        period_start = start - added + removed
+        if rate.kind == "Pods":
+            limits.append(period_start + rate.value if up else period_start - rate.value)
+        elif up:  # rounded up, or a small fleet could never grow
+            limits.append(math.ceil(period_start * (1 + rate.value / 100)))
+        else:
+            limits.append(int(period_start * (1 - rate.value / 100)))
+    if not limits:
+        return desired
+    widest = (rules.select_policy == "Max") == up
+    limit = max(limits) if widest else min(limits)
+    if up:
+        return min(desired, max(limit, start))
+    return max(desired, min(limit, current))
 
 
 def _prune(state: ScalingState, policy: ScalingPolicy, now: float) -> ScalingState:
@@ -236,11 +279,36 @@ def _prune(state: ScalingState, policy: ScalingPolicy, now: float) -> ScalingSta
     )
     periods = [r.period_seconds for r in policy.scale_up.policies + policy.scale_down.policies]
     keep_changes = max(periods, default=0.0)
+    kept = tuple((t, r) for t, r in state.recommendations if now - t < keep_recommendations)
     return replace(
         state,
-        recommendations=tuple((t, r) for t, r in state.recommendations if now - t <= keep_recommendations),
+        recommendations=kept or state.recommendations[-1:],  # never empty once there is history
         changes=tuple((t, d) for t, d in state.changes if now - t < keep_changes),
     )
+
+
+def resumed_state(
+    state: ScalingState, policy: ScalingPolicy, current_replicas: int, now: float
+) -> ScalingState:
+    """The state to start from after a restart, from what the status recorded: a restarted HPA counts the
+    current replicas as a recommendation (recordInitialRecommendation), so it waits a window to scale down."""
+    if not policy.initial_recommendation:
+        return state
+    return replace(state, recommendations=(*state.recommendations, (now, current_replicas)))
+
+
+def overridden_state(
+    decision: Decision, current_replicas: int, applied_replicas: int, now: float
+) -> ScalingState:
+    """The state to keep when `applied_replicas`, not `decision.replicas`, was applied (a pause): this
+    step's recommendation and change become the applied count, so a pause spends no rate-limit budget and
+    the windows remember what ran. Call it with the `now` given to `decide`, on every overridden tick."""
+    state = decision.state
+    recommendations = tuple((t, r) for t, r in state.recommendations if t != now)
+    changes = tuple((t, d) for t, d in state.changes if t != now)
+    if applied_replicas != current_replicas:
+        changes = (*changes, (now, applied_replicas - current_replicas))
+    return replace(state, recommendations=(*recommendations, (now, applied_replicas)), changes=changes)
 
 
 def decide(
@@ -252,6 +320,8 @@ def decide(
 ) -> Decision:
     now = now_seconds
     state = _prune(state, policy, now)
+    if policy.initial_recommendation and not state.recommendations:
+        state = replace(state, recommendations=((now, current_replicas),))
     backlog = observation.backlog_messages
 
     if backlog is None:  # step 1
@@ -285,12 +355,18 @@ def decide(
             recommendation, why = 0, f"idle for {policy.cooldown_seconds:g} s (the cooldown)"
 
     recommendation = _clamp(recommendation, policy)
-    state = replace(state, recommendations=(*state.recommendations, (now, recommendation)))
     if not active and recommendation == 0:
         # The cooldown is this step's stabilization: going to zero skips the window and rate limits (as KEDA).
         target = recommendation
+        state = replace(state, recommendations=(*state.recommendations, (now, recommendation)))
+    elif current_replicas > policy.max_replicas or 0 < current_replicas < policy.min_replicas:
+        # Outside the bounds the HPA goes straight to the bound, recording no recommendation.
+        target = recommendation = _clamp(current_replicas, policy)
+        why = "outside the replica bounds"
     else:
-        stabilized = stabilize(state.recommendations, current_replicas, policy, now)  # step 4
+        history = state.recommendations
+        state = replace(state, recommendations=(*history, (now, recommendation)))
+        stabilized = stabilize(recommendation, history, current_replicas, policy, now)  # step 4
         limited = rate_limit(stabilized, current_replicas, state.changes, policy, now)  # step 5
         target = _clamp(limited, policy)  # step 6
 

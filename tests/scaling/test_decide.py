@@ -1,8 +1,8 @@
-"""The scaling decision: table-driven cases and properties (hypothesis), including HPA compatibility."""
+"""The scaling decision: table-driven cases and properties (hypothesis), and where the HPA's arithmetic is
+not the obvious one. The HPA's own test tables are in test_hpa_conformance.py."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import pytest
@@ -10,9 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qc_operator.scaling import (
-    HPA_SCALE_DOWN,
     HPA_SCALE_UP,
-    HPA_TOLERANCE,
     MAX_METRIC_LAG_SECONDS,
     Observation,
     RatePolicy,
@@ -20,7 +18,12 @@ from qc_operator.scaling import (
     ScalingRules,
     ScalingState,
     decide,
+    hpa_compatible,
+    metric_replicas,
+    overridden_state,
     present_backlog,
+    rate_limit,
+    resumed_state,
 )
 
 POLICY = ScalingPolicy(
@@ -143,58 +146,90 @@ def test_no_change_inside_the_tolerance(current: int, target: float, ratio: floa
     )
 
 
-def hpa_reference(
-    backlogs: list[float], target: float, min_replicas: int, max_replicas: int, start: int, interval: float
-) -> list[int]:
-    """The HPA's algorithm written out independently (replica_calculator.go + horizontal.go behaviours)."""
-    current, recommendations, events, out = start, [], [], []
-    for step, backlog in enumerate(backlogs):
-        now = step * interval
-        usage_ratio = (backlog / current) / target
-        raw = current if abs(usage_ratio - 1) <= HPA_TOLERANCE else math.ceil(usage_ratio * current)
-        recommendations.append((now, raw))
-        up = min(r for t, r in recommendations if now - t <= HPA_SCALE_UP.stabilization_window_seconds)
-        down = max(r for t, r in recommendations if now - t <= HPA_SCALE_DOWN.stabilization_window_seconds)
-        desired = min(max(current, up), down)
-        if desired > current:
-            added = sum(d for t, d in events if d > 0 and now - t < 15)
-            limit = max(current - added + 4, math.ceil((current - added) * 2))
-            desired = min(desired, limit, max_replicas)
-        elif desired < current:
-            removed = sum(-d for t, d in events if d < 0 and now - t < 15)
-            limit = int((current + removed) * 0)
-            desired = max(desired, limit, min_replicas)
-        desired = max(min_replicas, min(max_replicas, desired))
-        if desired != current:
-            events.append((now, desired - current))
-        current = desired
-        out.append(current)
-    return out
+# --- where the HPA's arithmetic is not the obvious one (its own tables: test_hpa_conformance.py) ---
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    backlogs=st.lists(st.floats(0, 5_000), min_size=1, max_size=60),
-    target=st.floats(5, 200),
-    min_replicas=st.integers(1, 3),
-    start=st.integers(1, 10),
-)
-def test_hpa_compatible_settings_reproduce_the_hpa(
-    backlogs: list[float], target: float, min_replicas: int, start: int
+@settings(max_examples=500, deadline=None)
+@given(backlog=st.integers(0, 100_000), target=st.integers(1, 1_000), current=st.integers(1, 60))
+def test_average_value_replicas_are_the_exact_ceiling_of_backlog_over_target(
+    backlog: int, target: int, current: int
 ) -> None:
-    policy = ScalingPolicy(
-        min_replicas=min_replicas, max_replicas=40, messages_per_replica=target, target_drain_seconds=None,
-        activation_backlog=0, cooldown_seconds=0, tolerance=HPA_TOLERANCE, scale_up=HPA_SCALE_UP,
-        scale_down=HPA_SCALE_DOWN, fallback_replicas=None,
-    )  # fmt: skip
-    start = max(start, min_replicas)
-    expected = hpa_reference(backlogs, target, min_replicas, 40, start, 15.0)
-    current, state, got = start, ScalingState(), []
-    for step, backlog in enumerate(backlogs):
-        decision = decide(policy, Observation(backlog), current, state, step * 15.0)
-        current, state = decision.replicas, decision.state
-        got.append(current)
-    assert got == expected
+    """GetExternalPerPodMetricReplicas: ceil(total / target), in exact integer arithmetic here; the usage
+    ratio only decides whether to act (never ratio x current, which float rounding pushes one too high)."""
+    policy = hpa_compatible(0, 1_000, target)
+    replicas, _ = metric_replicas(policy, Observation(backlog), current)
+    within = 0.9 <= backlog / (target * current) <= 1.1
+    assert replicas == (current if within else -(-backlog // target))
+
+
+def test_two_hundred_messages_at_one_hundred_per_replica_ask_for_two() -> None:
+    # ceil((200 / 7) / 100 * 7) is 3 in floats; the HPA asks for ceil(200 / 100) = 2.
+    assert metric_replicas(hpa_compatible(0, 20, 100), Observation(200), 7)[0] == 2
+
+
+def test_a_rate_limit_period_starts_before_changes_in_both_directions() -> None:
+    policy = hpa_compatible(1, 100, 10)
+    # 10 -> 6 five seconds ago: the period started at 10, so the 100% policy allows 20, not 12.
+    assert rate_limit(100, 6, ((95.0, -4),), policy, 100.0) == 20
+    # 10 -> 14 five seconds ago: a 50% down policy counts from 10 as well, so 5, not 7.
+    halving = replace(policy, scale_down=ScalingRules(0, (RatePolicy("Percent", 50, 15),)))
+    assert rate_limit(0, 14, ((95.0, 4),), halving, 100.0) == 5
+
+
+def test_a_new_controller_counts_the_current_replicas_as_its_first_recommendation() -> None:
+    policy = hpa_compatible(1, 20, 100)
+    decision = decide(policy, Observation(100), 10, ScalingState(), 1_000.0)
+    assert decision.replicas == 10, "a new controller scaled down within the window"
+    decision = decide(policy, Observation(100), 10, decision.state, 1_299.0)
+    assert decision.replicas == 10
+    assert decide(policy, Observation(100), 10, decision.state, 1_300.0).replicas == 1
+    # Our own defaults keep acting at once.
+    assert (
+        decide(
+            replace(policy, initial_recommendation=False), Observation(100), 10, ScalingState(), 0
+        ).replicas
+        == 1
+    )
+
+
+def test_a_restarted_operator_waits_a_window_as_a_restarted_hpa_does() -> None:
+    policy = hpa_compatible(1, 20, 100)
+    recorded = ScalingState(recommendations=((0.0, 10),), changes=((0.0, 6),))  # the status, an hour ago
+    assert decide(policy, Observation(100), 10, recorded, 3_600.0).replicas == 1, "no history in the window"
+    resumed = resumed_state(recorded, policy, 10, 3_600.0)
+    assert decide(policy, Observation(100), 10, resumed, 3_600.0).replicas == 10
+    assert decide(policy, Observation(100), 10, resumed, 3_900.0).replicas == 1
+
+
+def test_a_recommendation_exactly_one_window_old_no_longer_counts() -> None:
+    policy = hpa_compatible(1, 20, 100)
+    state = ScalingState(recommendations=((0.0, 10),))
+    assert decide(policy, Observation(100), 10, state, 299.0).replicas == 10
+    assert decide(policy, Observation(100), 10, state, 300.0).replicas == 1
+
+
+@pytest.mark.parametrize(
+    ("backlog", "expected"),
+    [(1_020, 11), (1_005, 10), (600, 10), (400, 4)],
+    ids=["2% up, over 1%", "0.5% up, within 1%", "40% down, within 50%", "60% down, over 50%"],
+)
+def test_scale_up_and_scale_down_tolerances_are_separate(backlog: float, expected: int) -> None:
+    policy = replace(hpa_compatible(1, 20, 100), scale_up_tolerance=0.01, scale_down_tolerance=0.5)
+    assert metric_replicas(policy, Observation(backlog), 10)[0] == expected
+
+
+def test_an_overridden_decision_keeps_the_applied_count_and_spends_no_budget() -> None:
+    policy = hpa_compatible(1, 100, 10)
+    decision = decide(policy, Observation(1_000), 10, ScalingState(recommendations=((0.0, 10),)), 100.0)
+    assert decision.replicas == 20
+    held = overridden_state(decision, current_replicas=10, applied_replicas=10, now=100.0)
+    assert held.changes == ()
+    assert held.recommendations[-1] == (100.0, 10)
+    # Unpaused five seconds later: the whole 100% of the period is still there.
+    assert decide(policy, Observation(1_000), 10, held, 105.0).replicas == 20
+    # Paused at another count: that change is the one the rate limits see.
+    moved = overridden_state(decision, current_replicas=10, applied_replicas=4, now=100.0)
+    assert moved.changes == ((100.0, -6),)
 
 
 # --- the backlog now: the workers' empty receives beside a reading that may be minutes old ---

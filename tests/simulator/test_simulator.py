@@ -74,6 +74,20 @@ def test_keda_hpa_model_honours_its_documented_defaults() -> None:
     assert zero_again - 120 == KEDA_COOLDOWN_SECONDS
 
 
+def test_keda_hpa_model_scales_down_one_window_after_the_last_higher_recommendation() -> None:
+    scaler = KedaHpaScaler(messages_per_replica=100, max_replicas=20)
+    current, replicas = 0, []
+    for t in range(600):
+        backlog = 1_000.0 if t < 60 else 100.0  # 10 replicas' worth, then 1 (never idle: KEDA stays out)
+        current = scaler.step(float(t), Signals(backlog, None, 0.0, 0.0, None), current)
+        replicas.append(current)
+    assert max(replicas) == 10
+    first_down = next(t for t in range(60, 600) if replicas[t] < 10)
+    # The last HPA sync that saw 1,000 messages was at 45 s; its recommendation leaves the 300 s window at
+    # 345 s (the HPA keeps only recommendations strictly younger than the window).
+    assert first_down == 45 + 300
+
+
 def test_our_scaler_is_the_operators_decide(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[scaling.Observation] = []
     real = scaling.decide

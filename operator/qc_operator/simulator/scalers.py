@@ -6,8 +6,9 @@ empty since the previous decision (its empty-receive counter rose between two sc
 documented defaults: KEDA polls activity every 30 s, scales 0 -> 1 above the activation value (0) and back
 to 0 after cooldownPeriod 300 s; the HPA syncs every 15 s with tolerance 0.1 on an AverageValue target,
 scale-up max(4 pods, 100%) per 15 s and scale-down stabilization 300 s at 100% per 15 s. The HPA arithmetic
-is `scaling.decide` with HPA rules (the property tests prove it reproduces the HPA); KEDA's 0 <-> 1 sits on
-top, as in a cluster.
+is `scaling.decide` under `scaling.hpa_compatible` (tests/scaling/test_hpa_conformance.py checks it against
+the HPA's own test tables): the behaviour an HPA gets from `behavior` at its default values. KEDA's 0 <-> 1
+sits on top, as in a cluster, and the HPA keeps its memory while KEDA holds the fleet at zero.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 from qc_operator import scaling
 
 KEDA_POLLING_INTERVAL_SECONDS = 30.0
-KEDA_COOLDOWN_SECONDS = 300.0
+KEDA_COOLDOWN_SECONDS = scaling.KEDA_COOLDOWN_SECONDS
 HPA_SYNC_SECONDS = 15.0
 
 
@@ -102,12 +103,10 @@ class KedaHpaScaler:
 
     @property
     def hpa_policy(self) -> scaling.ScalingPolicy:
-        return scaling.ScalingPolicy(
-            min_replicas=1, max_replicas=self.max_replicas, messages_per_replica=self.messages_per_replica,
-            target_drain_seconds=None, activation_backlog=0, cooldown_seconds=math.inf,
-            tolerance=scaling.HPA_TOLERANCE, scale_up=scaling.HPA_SCALE_UP, scale_down=scaling.HPA_SCALE_DOWN,
-            fallback_replicas=None,
-        )  # fmt: skip
+        # KEDA's own loop below owns idleness and 0 <-> 1, so the HPA part never cools down by itself.
+        return scaling.hpa_compatible(
+            1, self.max_replicas, self.messages_per_replica, cooldown_seconds=math.inf
+        )
 
     def step(self, now: float, signals: Signals, current: int) -> int:
         backlog = signals.backlog  # KEDA and the HPA read the backlog alone
@@ -119,7 +118,6 @@ class KedaHpaScaler:
                 if current == 0:
                     wanted = 1
             elif current > 0 and now - self.last_active >= KEDA_COOLDOWN_SECONDS:
-                self.state = scaling.ScalingState()
                 return 0
         if wanted > 0 and now >= self._next_sync:  # the HPA's sync loop, only while KEDA has activated
             self._next_sync = now + HPA_SYNC_SECONDS
