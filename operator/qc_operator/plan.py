@@ -50,6 +50,7 @@ class Plan:
     target: int
     current: int
     decision: scaling.Decision
+    state: scaling.ScalingState  # what the next tick starts from
     paused: bool
     deletion_costs: Mapping[str, int]  # only the pods whose annotation must change, before a scale-down
     status: ConsumerStatus
@@ -145,6 +146,12 @@ def plan(
     )
     paused_replicas, paused_message = pause_override(observed.annotations, current, spec.policy.max_replicas)
     target = paused_replicas if paused_replicas is not None else decision.replicas
+    # A pause applies another count than decided: remember that one, so it spends no rate-limit budget.
+    kept = (
+        decision.state
+        if paused_replicas is None
+        else scaling.overridden_state(decision, current, target, now_monotonic)
+    )
     scales = target != current
     reason = paused_message or decision.reason
 
@@ -171,12 +178,13 @@ def plan(
         last_scale_time=now_rfc3339 if scales else last_status.last_scale_time,
         last_scale_reason=reason if scales else last_status.last_scale_reason,
         # The scaling memory goes with a scale, so a restarted operator continues from it.
-        scaling_state=encode_state(decision.state, now_monotonic, now_wall) if scales else None,
+        scaling_state=encode_state(kept, now_monotonic, now_wall) if scales else None,
     )
     return Plan(
         target=target,
         current=current,
         decision=decision,
+        state=kept,
         paused=paused_replicas is not None,
         deletion_costs=deletion_costs(stats.in_flight_by_pod, observed.known_deletion_costs)
         if target < current

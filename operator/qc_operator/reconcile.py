@@ -79,16 +79,18 @@ class Autoscaler:
         """One observe -> plan -> apply; returns the Events to post."""
         meta = body["metadata"]
         raw_status = body.get("status") or {}
-        if self.state is None:  # the first tick after a (re)start continues from what the status recorded
-            self.state = status.decode_state(raw_status.get("scalingState"), time.monotonic(), time.time())
         if self.last_status is None:  # first tick, or the status was written by someone else since
             self.last_status = status.ConsumerStatus.from_dict(raw_status)
         observed = await self.observe(body, spec)
+        now = time.monotonic()
+        if self.state is None:  # the first tick after a (re)start continues from what the status recorded
+            recorded = status.decode_state(raw_status.get("scalingState"), now, time.time())
+            self.state = scaling.resumed_state(recorded, spec.policy, observed.replicas, now)
         the_plan = plan.plan(
-            spec, observed, self.state, self.last_status, time.monotonic(), time.time(), status.now_rfc3339()
+            spec, observed, self.state, self.last_status, now, time.time(), status.now_rfc3339()
         )
         await self.apply(meta["namespace"], meta["name"], spec, the_plan)
-        self.state = the_plan.decision.state
+        self.state = the_plan.state
         return the_plan.events
 
     async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:

@@ -84,6 +84,18 @@ def parse_policy(raw: Mapping[str, Any]) -> scaling.ScalingPolicy:
     """`spec.scaling` (defaults filled from the CRD for whatever is left out)."""
     raw = schema.with_defaults({"scaling": dict(raw)})["scaling"]
     behavior = raw["behavior"]
+    fallback = int(raw["fallbackReplicas"]) if raw.get("fallbackReplicas") is not None else None
+    if raw["preset"] == "hpa":
+        if not raw.get("messagesPerReplica"):
+            raise SpecError("scaling.preset hpa needs messagesPerReplica (the HPA's AverageValue target)")
+        policy = scaling.hpa_compatible(
+            int(raw["minReplicas"]),
+            int(raw["maxReplicas"]),
+            float(raw["messagesPerReplica"]),
+            activation_backlog=float(raw["activationBacklog"]),
+            fallback_replicas=fallback,
+        )
+        return _checked(policy)
     policy = scaling.ScalingPolicy(
         min_replicas=int(raw["minReplicas"]),
         max_replicas=int(raw["maxReplicas"]),
@@ -94,8 +106,18 @@ def parse_policy(raw: Mapping[str, Any]) -> scaling.ScalingPolicy:
         tolerance=float(raw["tolerance"]),
         scale_up=_rules(behavior["scaleUp"], "scaleUp"),
         scale_down=_rules(behavior["scaleDown"], "scaleDown"),
-        fallback_replicas=int(raw["fallbackReplicas"]) if raw.get("fallbackReplicas") is not None else None,
+        fallback_replicas=fallback,
+        scale_up_tolerance=_optional_float(behavior["scaleUp"].get("tolerance")),
+        scale_down_tolerance=_optional_float(behavior["scaleDown"].get("tolerance")),
     )
+    return _checked(policy)
+
+
+def _optional_float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _checked(policy: scaling.ScalingPolicy) -> scaling.ScalingPolicy:
     if policy.min_replicas > policy.max_replicas:
         raise SpecError(
             f"scaling.minReplicas ({policy.min_replicas}) exceeds maxReplicas ({policy.max_replicas})"

@@ -135,3 +135,10 @@ def test_deletion_costs_only_before_a_scale_down_and_only_the_changes() -> None:
 def test_deletion_costs_rank_busier_pods_higher() -> None:
     assert deletion_costs({"idle": 0.0, "busy": 7.6}, {}) == {"idle": 0, "busy": 8}
     assert deletion_costs({"idle": 0.0}, {"idle": 0}) == {}
+
+
+def test_a_paused_tick_remembers_the_count_it_held_not_the_decision() -> None:
+    held = tick(consumer(), observed(80, replicas=2, annotations={api.PAUSED_REPLICAS_ANNOTATION: "3"}))
+    assert held.decision.replicas == 8
+    assert held.state.recommendations[-1][1] == 3, "the windows remember what ran"
+    assert held.state.changes == ((100.0, 1),), "the change applied is the pause's, not the decision's"

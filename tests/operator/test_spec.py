@@ -103,3 +103,20 @@ def without_management() -> dict[str, Any]:
 def test_what_cannot_be_acted_on_is_a_spec_error_with_a_message(name: str, raw: Any, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         parse(raw)
+
+
+def test_the_hpa_preset_is_exactly_keda_and_the_hpa_in_one_line() -> None:
+    policy = parse_policy(
+        {"preset": "hpa", "messagesPerReplica": 100, "maxReplicas": 20, "cooldownSeconds": 5}
+    )
+    assert policy == scaling.hpa_compatible(0, 20, 100.0)
+    assert policy.initial_recommendation
+    with pytest.raises(SpecError, match="preset hpa needs messagesPerReplica"):
+        parse_policy({"preset": "hpa"})
+
+
+def test_each_direction_may_have_its_own_tolerance() -> None:
+    policy = parse_policy({"tolerance": 0.3, "behavior": {"scaleUp": {"tolerance": 0.05}}})
+    assert policy.scale_up_tolerance == 0.05
+    assert policy.scale_down_tolerance is None, "unset: scaling.tolerance"
+    assert policy.tolerance == 0.3

@@ -122,7 +122,7 @@ def test_the_queue_runs_dry_when_ready_pods_have_spare_capacity() -> None:
     arrivals[:60] = 5.0  # half of one replica's 10 msg/s, queued for 20 s while the pod starts
     scaler = Fixed(1)
     simulate(arrivals, Scenario(startup_seconds=20), scaler)
-    dry = [s.queue_ran_dry for s in scaler.seen]
+    dry = [s.queue_found_empty for s in scaler.seen]
     assert dry[:20] == [None] * 20, "no pod was ready to receive"
     assert dry[20:30] == [False] * 10, "a ready pod working through the backlog found messages"
     assert dry[40:] == [True] * len(dry[40:]), "a pod with spare capacity received nothing"

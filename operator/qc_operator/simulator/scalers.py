@@ -34,7 +34,7 @@ class Signals:
     busy_replicas: float  # the serving pods' busy fractions, summed (worker metrics: fresh)
     # This second, ready pods had spare capacity: the queue ran dry and they got empty receives. None: no
     # pod was ready to receive.
-    queue_ran_dry: bool | None
+    queue_found_empty: bool | None
 
 
 class Scaler(Protocol):
@@ -73,8 +73,8 @@ class OurScaler:
     _found_empty: bool | None = None
 
     def step(self, now: float, signals: Signals, current: int) -> int:
-        if signals.queue_ran_dry is not None:
-            self._found_empty = bool(self._found_empty) or signals.queue_ran_dry
+        if signals.queue_found_empty is not None:
+            self._found_empty = bool(self._found_empty) or signals.queue_found_empty
         if now < self._next:
             return current
         self._next = now + self.interval_seconds
