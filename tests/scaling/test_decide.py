@@ -139,7 +139,7 @@ def test_bounds_always_hold_and_fallback_is_never_zero_by_default(
 )
 def test_no_change_inside_the_tolerance(current: int, target: int, ratio: float) -> None:
     policy = replace(POLICY, messages_per_replica=target, min_replicas=1, max_replicas=50, tolerance=0.1)
-    # A usage ratio within +-9.9%: clear of the edge by more than the HPA's milli-unit rounding of the backlog.
+    # A usage ratio within +-9.9%: clear of the edge by more than the milli-unit rounding of the backlog.
     backlog = current * target * (1 + (ratio - 0.5) * 0.2 * 0.99)
     assert (
         decide(policy, Observation(backlog), current, ScalingState(last_active_seconds=0), 1.0).replicas
