@@ -177,8 +177,8 @@ def plan(
         last_source_error=observed.source_error or None,
         last_scale_time=now_rfc3339 if scales else last_status.last_scale_time,
         last_scale_reason=reason if scales else last_status.last_scale_reason,
-        # The scaling memory goes with a scale, so a restarted operator continues from it.
-        scaling_state=encode_state(kept, now_monotonic, now_wall) if scales else None,
+        # The scaling memory, so a restarted operator continues from it: stable while nothing changes.
+        scaling_state=encode_state(kept, now_monotonic, now_wall),
     )
     return Plan(
         target=target,

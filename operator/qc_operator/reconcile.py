@@ -74,6 +74,9 @@ class Autoscaler:
     state: scaling.ScalingState | None = None
     last_status: status.ConsumerStatus | None = None
     estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
+    # Wall-clock time minus monotonic time, fixed for the process: the status's times then do not jitter
+    # from tick to tick (a jitter would change the status, and cost a write, at steady state).
+    wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -146,5 +149,5 @@ class Autoscaler:
             log.info("%s/%s: %s", namespace, name, the_plan.status.last_scale_reason)
         self.metrics.record(namespace, name, spec, the_plan)
         if the_plan.write_status:
-            await self.kube.patch_status(namespace, name, the_plan.status.to_patch(the_plan.scales))
+            await self.kube.patch_status(namespace, name, the_plan.status.to_patch())
             self.last_status = the_plan.status

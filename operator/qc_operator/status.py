@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from qc_operator import scaling
@@ -68,7 +68,7 @@ def round_significant(value: float | None, digits: int = 3) -> float | None:
 
 @dataclass(frozen=True)
 class ConsumerStatus:
-    """`.status` of a QueueConsumer. `scaling_state` is written only with a scale (see `to_patch`)."""
+    """`.status` of a QueueConsumer, with the scaling memory a restarted operator continues from."""
 
     observed_generation: int | None = None
     source: str = ""
@@ -83,9 +83,9 @@ class ConsumerStatus:
     last_source_error: str | None = None
     last_scale_time: str | None = None
     last_scale_reason: str | None = None
-    scaling_state: Mapping[str, Any] | None = field(default=None, compare=False)
+    scaling_state: Mapping[str, Any] | None = None
 
-    def to_patch(self, with_scaling_state: bool) -> dict[str, Any]:
+    def to_patch(self) -> dict[str, Any]:
         patch: dict[str, Any] = {
             "observedGeneration": self.observed_generation,
             "source": self.source,
@@ -102,7 +102,7 @@ class ConsumerStatus:
         if self.last_scale_time is not None:
             patch["lastScaleTime"] = self.last_scale_time
             patch["lastScaleReason"] = self.last_scale_reason
-        if with_scaling_state and self.scaling_state is not None:
+        if self.scaling_state is not None:
             patch["scalingState"] = dict(self.scaling_state)
         return patch
 
@@ -148,30 +148,63 @@ class ConsumerStatus:
 
 
 def encode_state(state: scaling.ScalingState, now_monotonic: float, now_wall: float) -> dict[str, Any]:
-    """Status times are wall-clock seconds: a restarted operator (with a new monotonic clock) reads them."""
+    """The scaling memory as the status keeps it, in wall-clock seconds (a restarted operator has a new
+    monotonic clock). Shaped to stay the same from tick to tick while nothing changes, so that keeping it
+    current costs no writes at steady state:
+      - recommendations are runs of one value, each with the last time it was recommended (null: it still
+        was at the last tick); a window's minimum or maximum needs no more than that;
+      - the last active time and the last time the queue was found empty are null-with-a-flag while they
+        are "now" (true at every busy, or every empty, tick).
+    `now_wall - now_monotonic` must be the same offset on every call (see reconcile.Autoscaler)."""
     offset = now_wall - now_monotonic
+
+    def wall(moment: float) -> float:
+        return round(moment + offset, 1)
+
+    runs: list[list[float | int | None]] = []
+    recommendations = state.recommendations
+    for index, (moment, replicas) in enumerate(recommendations):
+        following = recommendations[index + 1] if index + 1 < len(recommendations) else None
+        if following is None:
+            runs.append([None if moment >= now_monotonic else wall(moment), replicas])
+        elif following[1] != replicas:
+            runs.append([wall(moment), replicas])
+    active, empty = state.last_active_seconds, state.queue_empty_seconds
     return {
-        "recommendations": [[round(t + offset, 1), r] for t, r in state.recommendations],
-        "changes": [[round(t + offset, 1), d] for t, d in state.changes],
-        "lastActive": round(state.last_active_seconds + offset, 1)
-        if state.last_active_seconds is not None
-        else None,
+        "recommendations": runs,
+        "changes": [[wall(t), d] for t, d in state.changes],
+        "lastActive": None if active is None or active >= now_monotonic else wall(active),
+        "activeAtLastTick": active is not None and active >= now_monotonic,
+        "queueEmpty": None if empty is None or empty >= now_monotonic else wall(empty),
+        "emptyAtLastTick": empty is not None and empty >= now_monotonic,
+        "staleBacklog": round(state.stale_backlog, 1),
     }
 
 
 def decode_state(
     raw: Mapping[str, Any] | None, now_monotonic: float, now_wall: float
 ) -> scaling.ScalingState:
+    """The memory `encode_state` wrote, on this process's monotonic clock; what was "now" at the last
+    tick before a restart is taken as now (it may have held until the restart)."""
     if not raw:
         return scaling.ScalingState()
     offset = now_monotonic - now_wall
+
+    def moment(value: Any, at_last_tick: Any) -> float | None:
+        if at_last_tick is True:
+            return now_monotonic
+        return float(value) + offset if value is not None else None
+
     try:
         return scaling.ScalingState(
-            recommendations=tuple((float(t) + offset, int(r)) for t, r in raw.get("recommendations", [])),
+            recommendations=tuple(
+                (now_monotonic if end is None else float(end) + offset, int(replicas))
+                for end, replicas in raw.get("recommendations", [])
+            ),
             changes=tuple((float(t) + offset, int(d)) for t, d in raw.get("changes", [])),
-            last_active_seconds=float(raw["lastActive"]) + offset
-            if raw.get("lastActive") is not None
-            else None,
+            last_active_seconds=moment(raw.get("lastActive"), raw.get("activeAtLastTick")),
+            queue_empty_seconds=moment(raw.get("queueEmpty"), raw.get("emptyAtLastTick")),
+            stale_backlog=float(raw.get("staleBacklog") or 0.0),
         )
     except (TypeError, ValueError):
         return scaling.ScalingState()  # a hand-edited status must not stop scaling

@@ -115,6 +115,11 @@ def rejected_cases(base: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
             "Unsupported value",
         ),
         ("no source", no_source, "set exactly one source"),
+        (
+            "the hpa preset without a target",
+            with_scaling(base, preset="hpa", messagesPerReplica=None),
+            "preset hpa needs messagesPerReplica",
+        ),
     ]
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from qc_operator import scaling
+from qc_operator.spec import parse_policy
 from qc_operator.status import (
     Condition,
     ConsumerStatus,
@@ -44,10 +47,10 @@ def test_the_status_round_trips_through_its_dict_form() -> None:
         last_scale_reason="scaled",
         scaling_state={"recommendations": [], "changes": [], "lastActive": None},
     )
-    patch = status.to_patch(with_scaling_state=True)
+    patch = status.to_patch()
     assert ConsumerStatus.from_dict(patch) == status
-    assert "scalingState" not in status.to_patch(with_scaling_state=False)
     assert not ConsumerStatus.from_dict(patch).differs_from(status)
+    assert "scalingState" not in replace(status, scaling_state=None).to_patch()
 
 
 def test_only_what_a_person_would_notice_differs() -> None:
@@ -66,16 +69,63 @@ def test_a_status_edited_into_nonsense_reads_as_unset() -> None:
 
 def test_the_scaling_memory_survives_a_new_monotonic_clock() -> None:
     state = scaling.ScalingState(
-        recommendations=((90.0, 4), (95.0, 3)), changes=((95.0, -1),), last_active_seconds=99.0
+        recommendations=((80.0, 4), (90.0, 4), (95.0, 3), (100.0, 3)),
+        changes=((95.0, -1),),
+        last_active_seconds=99.0,
+        queue_empty_seconds=100.0,
+        stale_backlog=12.0,
     )
     encoded = encode_state(state, now_monotonic=100.0, now_wall=10_000.0)
+    assert encoded["recommendations"] == [[9_990.0, 4], [None, 3]], "runs, each with its last time"
     # The operator restarts 2 s later: its new monotonic clock reads 7, so monotonic 95 then is 0 now.
     restored = decode_state(encoded, now_monotonic=7.0, now_wall=10_002.0)
-    assert restored.recommendations == ((-5.0, 4), (0.0, 3))
+    assert restored.recommendations == ((-5.0, 4), (7.0, 3)), "still recommended at the last tick: now"
     assert restored.changes == ((0.0, -1),)
     assert restored.last_active_seconds == 4.0
+    assert restored.queue_empty_seconds == 7.0
+    assert restored.stale_backlog == 12.0
     assert decode_state({"recommendations": [["x", 1]]}, 0, 0) == scaling.ScalingState()
     assert decode_state(None, 0, 0) == scaling.ScalingState()
+
+
+def test_the_encoded_memory_does_not_change_while_nothing_does() -> None:
+    """A steady fleet's ticks keep the status's scalingState byte for byte: no writes at steady state."""
+    policy = parse_policy({"messagesPerReplica": 10, "maxReplicas": 20})
+    state, encodings = scaling.ScalingState(), []
+    for tick in range(200):  # 1000 s, every 5 s, a steady backlog of 50 and the fleet at 5 replicas
+        now = 1_000.0 + 5 * tick
+        state = scaling.decide(policy, scaling.Observation(50, in_flight_messages=5), 5, state, now).state
+        encodings.append(encode_state(state, now, now + 5_000.0))
+    assert all(e == encodings[-1] for e in encodings[-150:])
+
+
+def restart_equivalence(restart_at_tick: int) -> tuple[list[int], list[int]]:
+    """The replicas each tick decides, without a restart and with one (encode, new clock, decode)."""
+    policy = parse_policy({"messagesPerReplica": 10, "maxReplicas": 40})
+    backlogs = [300.0] * 20 + [100.0] * 60 + [0.0] * 80  # 5 s ticks: out to 30, down the 120 s window, cool
+
+    def run(restart: bool) -> list[int]:
+        state, replicas, clock, seen = scaling.ScalingState(), 0, 0.0, []
+        for tick, backlog in enumerate(backlogs):
+            now = clock + 5 * tick
+            if restart and tick == restart_at_tick:
+                encoded = encode_state(state, now - 5, 50_000.0 + now - 5)
+                clock -= 7_000.0  # the new process's monotonic clock starts elsewhere
+                now = clock + 5 * tick
+                state = decode_state(encoded, now, 50_000.0 + 5 * tick + 1)
+            decision = scaling.decide(policy, scaling.Observation(backlog), replicas, state, now)
+            state, replicas = decision.state, decision.replicas
+            seen.append(replicas)
+        return seen
+
+    return run(False), run(True)
+
+
+@pytest.mark.parametrize(("restart_at_tick", "during"), [(30, "the scale-down window"), (86, "the cooldown")])
+def test_a_restart_changes_no_decision(restart_at_tick: int, during: str) -> None:
+    without, with_restart = restart_equivalence(restart_at_tick)
+    assert max(without[20:45]) == 30, "the scenario holds 30 replicas through the window"
+    assert with_restart == without, f"a restart inside {during} changed the decisions"
 
 
 def test_round_significant() -> None:
