@@ -27,6 +27,7 @@ from operator_harness import (
     condition,
     create,
     create_secret,
+    deployment_replicas,
     eventually,
     get_qc,
     new_namespace,
@@ -356,3 +357,48 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
         eventually(lambda: back(policy.read_namespaced_pod_disruption_budget, "orders-worker"), 30, "the PDB")
         eventually(lambda: back(apps.read_namespaced_deployment, "orders-worker"), 30, "the Deployment back")
     assert runner.exception is None
+
+
+def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing(
+    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
+) -> None:
+    namespace = new_namespace(admin, "restart")
+    queue = f"restart-{uuid.uuid4().hex[:6]}"
+    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 40))
+    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
+    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    window_seconds, cooldown_seconds = 30, 25
+    body = queue_consumer(
+        "orders",
+        queue,
+        maxReplicas=8,
+        messagesPerReplica=10,
+        cooldownSeconds=cooldown_seconds,
+        behavior={"scaleDown": {"stabilizationWindowSeconds": window_seconds}},
+    )
+    replicas = lambda: deployment_replicas(admin, namespace, "orders")  # noqa: E731
+
+    def holds(count: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            assert replicas() == count, f"left {count} replicas {deadline - time.monotonic():.0f} s too early"
+            time.sleep(0.5)
+
+    with run_operator() as first:
+        create(admin, namespace, body)
+        eventually(lambda: replicas() == 4, 30, "scale out to 4")
+        asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 10))  # now asks for 1, held by the window
+        time.sleep(8)  # the new backlog reaches the management API and a few ticks see it
+    assert first.exception is None
+    window_started = time.monotonic() - 8
+    with run_operator() as second:  # a new process: a new monotonic clock, only the status to go on
+        holds(4, window_seconds - (time.monotonic() - window_started) - 4)
+        eventually(lambda: replicas() == 1, 30, "scale in to 1 once the window has passed")
+        asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
+        time.sleep(8)
+    assert second.exception is None
+    idle_since = time.monotonic() - 8
+    with run_operator() as third:
+        holds(1, cooldown_seconds - (time.monotonic() - idle_since) - 4)
+        eventually(lambda: replicas() == 0, 40, "cool down to 0 once the cooldown has passed")
+    assert third.exception is None
