@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -143,3 +144,15 @@ def create(admin: client.ApiClient, namespace: str, body: dict[str, object]) -> 
     client.CustomObjectsApi(admin).create_namespaced_custom_object(
         api.GROUP, api.VERSION, namespace, api.PLURAL, body
     )
+
+
+def namespace_with_queue(
+    admin: client.ApiClient, rabbitmq: Any, prefix: str, backlog: int = 0
+) -> tuple[str, str]:
+    """A new namespace with the `rabbitmq` Secret (url, managementUrl) and a new queue holding `backlog`."""
+    namespace = new_namespace(admin, prefix)
+    queue = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, backlog))
+    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
+    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    return namespace, queue

@@ -14,7 +14,6 @@ import copy
 import http.server
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -30,7 +29,7 @@ from operator_harness import (
     deployment_replicas,
     eventually,
     get_qc,
-    new_namespace,
+    namespace_with_queue,
     queue_consumer,
     set_backlog,
 )
@@ -186,11 +185,7 @@ def foreign_deployment(namespace: str, name: str) -> dict[str, Any]:
 def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_scaling(
     admin: client.ApiClient, rabbitmq: RabbitMQ, odd_source: str, run_operator: RunOperator
 ) -> None:
-    namespace = new_namespace(admin, "hostile")
-    queue = f"hostile-{uuid.uuid4().hex[:6]}"
-    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 30))
-    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
-    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    namespace, queue = namespace_with_queue(admin, rabbitmq, "hostile", backlog=30)
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
     not_utf8 = base64.b64encode(b"\xff\xfe\x00").decode()
     core.create_namespaced_secret(namespace, {"metadata": {"name": "binary"}, "data": {"url": not_utf8}})
@@ -303,11 +298,7 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
 def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_come_back(
     admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
 ) -> None:
-    namespace = new_namespace(admin, "owned")
-    queue = f"owned-{uuid.uuid4().hex[:6]}"
-    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
-    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
-    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    namespace, queue = namespace_with_queue(admin, rabbitmq, "owned", backlog=0)
     body = queue_consumer("orders", queue)
     body["spec"]["worker"]["env"] = [{"name": "EXTRA", "value": "1"}, {"name": "KEEP", "value": "2"}]
     body["spec"]["worker"]["podTemplate"] = {"spec": {"nodeSelector": {"pool": "workers"}}}
@@ -362,11 +353,7 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
 def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing(
     admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
 ) -> None:
-    namespace = new_namespace(admin, "restart")
-    queue = f"restart-{uuid.uuid4().hex[:6]}"
-    asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 40))
-    management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
-    create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
+    namespace, queue = namespace_with_queue(admin, rabbitmq, "restart", backlog=40)
     window_seconds, cooldown_seconds = 30, 25
     body = queue_consumer(
         "orders",
