@@ -4,67 +4,32 @@ Why unary pull and not the client's streaming pull: the window decides how many 
 the free slots), so no message waits leased in a client-side buffer where a scale-down or a crash would
 strand it until its deadline; lease extension, retry delays (modify_ack_deadline) and shutdown hand-back
 (deadline 0) are explicit. Calls go through the library's asyncio client (grpc.aio) on the worker's own
-event loop: no thread hop and no GIL hand-over per call. Acks are batched (a short window, one call for
-many ack ids), as the client library's dispatcher does.
+event loop: no thread hop and no GIL hand-over per call. Acks are batched (`qc_worker.ack_batcher`: a
+short window, one call for many ack ids), as the client library's dispatcher does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1.services.subscriber import SubscriberAsyncClient
 
+from qc_worker import ack_batcher
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
-
-log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_SECONDS = 5.0  # how long one empty pull may wait for messages
 # Before asking again after a pull answered empty early: never a busy loop against the service.
 EARLY_EMPTY_PAUSE_SECONDS = 0.05
-ACK_BATCH_WINDOW_SECONDS = 0.01
-ACK_BATCH_MAX_IDS = 1000
 MAX_ACK_DEADLINE_SECONDS = 600
-
-
-class AckBatcher:
-    """Collects ack ids for a few milliseconds and sends them in one call; each caller learns the outcome."""
-
-    def __init__(self, send: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._send = send
-        self._pending: list[tuple[str, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def ack(self, ack_id: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((ack_id, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        await asyncio.sleep(
-            ACK_BATCH_WINDOW_SECONDS
-        )  # a batching window: acks arriving meanwhile share a call
-        while self._pending:
-            batch, self._pending = self._pending[:ACK_BATCH_MAX_IDS], self._pending[ACK_BATCH_MAX_IDS:]
-            ok = False  # whatever goes wrong, every caller learns it: an unacked message comes back
-            try:
-                await self._send([ack_id for ack_id, _ in batch])
-                ok = True
-            except Exception as error:
-                # With exactly-once delivery a refused ack is reported here; the message will come back.
-                log.warning("acknowledge failed for %d messages: %s", len(batch), error)
-            finally:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(ok)
+DEFAULT_ACK_DEADLINE_SECONDS = 10.0  # Pub/Sub's, for a subscription created without one
+# Receipt counts kept for messages not acked here (retried, then taken by another pod): the oldest are
+# forgotten past this many, so the count cannot grow for the life of the pod.
+MAX_TRACKED_RECEIPTS = 100_000
 
 
 class PubSubSource:
@@ -78,11 +43,10 @@ class PubSubSource:
         self.dead_letter_topic = (
             self._publisher.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
         )
-        self._acks = AckBatcher(self._acknowledge)
+        self._acks = ack_batcher.AckBatcher(self._acknowledge)
         # Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0: count receipts.
         self._receipts: collections.Counter[str] = collections.Counter()
-        self.exactly_once = False
-        self.ack_deadline_seconds = 10.0  # the subscription's, read at connect
+        self.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS  # the subscription's, read at connect
 
     @property
     def _subscriber(self) -> SubscriberAsyncClient:
@@ -93,9 +57,7 @@ class PubSubSource:
     async def connect(self) -> None:
         self._client = SubscriberAsyncClient()
         subscription = await self._subscriber.get_subscription(subscription=self.subscription)
-        self.exactly_once = bool(subscription.enable_exactly_once_delivery)
-
-        self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or 10)
+        self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or DEFAULT_ACK_DEADLINE_SECONDS)
 
     async def receive(self, max_messages: int) -> list[Delivery]:
         # Pull may answer empty before its timeout even with a backlog: ask again until the whole wait has
@@ -131,6 +93,8 @@ class PubSubSource:
                 ordering_key=pubsub_message.ordering_key,
             )
             deliveries.append(Delivery(message, handle=received.ack_id))
+        while len(self._receipts) > MAX_TRACKED_RECEIPTS:
+            del self._receipts[next(iter(self._receipts))]  # the oldest first (dicts keep insertion order)
         return deliveries
 
     async def ack(self, delivery: Delivery) -> bool:
