@@ -10,6 +10,7 @@ import pytest
 from qc_common import worker_env
 from qc_worker import settings as settings_module
 from qc_worker.settings import SettingsError, WorkerSettings, build_parser, from_args
+from qc_worker.tasks import TaskOptions, resolve_limits
 
 REQUIRED = ["--task", "m:f", "--source", "rabbitmq", "--rabbitmq-url", "amqp://x", "--rabbitmq-queue", "q"]
 
@@ -81,3 +82,8 @@ def test_invalid_settings_name_the_flag_or_the_variable(
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(SettingsError, match=problem):
         from_args(argv)
+
+
+def test_a_task_option_wins_over_the_setting_and_an_unset_one_falls_back_to_it() -> None:
+    limits = resolve_limits(TaskOptions(time_limit_seconds=5), 300, 7)
+    assert (limits.time_limit_seconds, limits.max_delivery_attempts) == (5, 7)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
@@ -11,21 +12,20 @@ from typing import Any
 import pytest
 import worker_tasks
 
+import qc_worker
 from qc_worker.executors import AsyncExecutor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime, retry_delay_seconds
 from qc_worker.settings import WorkerSettings
 from qc_worker.sources.memory import MemorySource
-from qc_worker.tasks import TaskSpec, load_task, with_defaults
+from qc_worker.tasks import load_task
 
 
 def make_runtime(
     task_ref: str, source: MemorySource, concurrency: int = 4, **overrides: Any
 ) -> tuple[Runtime, WorkerMetrics]:
     settings = WorkerSettings(task=task_ref, source="rabbitmq", concurrency=concurrency, **overrides)
-    spec: TaskSpec = with_defaults(
-        load_task(task_ref), settings.task_time_limit_seconds, settings.max_delivery_attempts
-    )
+    spec = load_task(task_ref)
     executor = AsyncExecutor() if spec.kind == "async" else ProcessExecutor(concurrency)
     metrics = WorkerMetrics("memory", task_ref, concurrency)
     return Runtime(settings, spec, source, executor, metrics), metrics
@@ -175,3 +175,79 @@ def test_retry_delay_grows_and_is_capped() -> None:
     assert all(0.5 <= d <= 8 for d in delays)
     assert max(delays[4:]) <= 8
     assert min(delays[4:]) >= 4
+
+
+class Timeline:
+    """A task that records when each message started and ended, on the loop's clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    async def run(self, message: Any) -> None:
+        name = message.json()["id"]
+        self.started[name] = asyncio.get_running_loop().time()
+        await asyncio.sleep(self.seconds)
+        self.ended[name] = asyncio.get_running_loop().time()
+
+
+@pytest.mark.looptime
+async def test_one_ordering_key_runs_one_at_a_time_in_arrival_order_and_keys_run_in_parallel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = MemorySource()
+    timeline = Timeline(seconds=1)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, _ = make_runtime("worker_tasks:noop_async", source, concurrency=8)
+    for name, key in [("a1", "a"), ("b1", "b"), ("a2", "a"), ("a3", "a"), ("b2", "b"), ("free", "")]:
+        source.put(body(name), ordering_key=key)
+    await run_until(runtime, lambda: len(source.acked) == 6)
+    for key, names in {"a": ["a1", "a2", "a3"], "b": ["b1", "b2"]}.items():
+        order = sorted(names, key=timeline.started.__getitem__)
+        assert order == names, f"key {key} ran out of arrival order"
+        for earlier, later in itertools.pairwise(names):
+            assert timeline.started[later] >= timeline.ended[earlier], f"{later} overlapped {earlier}"
+    # Different keys, and messages without a key, do not wait for each other.
+    assert timeline.started["a1"] == timeline.started["b1"] == timeline.started["free"]
+
+
+@pytest.mark.looptime
+async def test_stop_releases_the_messages_waiting_behind_their_key_without_starting_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = MemorySource()
+    timeline = Timeline(seconds=5)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, _ = make_runtime("worker_tasks:noop_async", source, concurrency=8, drain_grace_seconds=30)
+    ids = {name: source.put(body(name), ordering_key="a") for name in ["a1", "a2", "a3"]}
+    running = asyncio.create_task(runtime.run())
+    while "a1" not in timeline.started:
+        await asyncio.sleep(0.01)
+    runtime.request_stop()
+    await asyncio.wait_for(running, 60)
+    assert list(timeline.started) == ["a1"]  # the running one finished; those behind it never started
+    assert source.acked == [ids["a1"]]
+    assert sorted(source.released) == sorted([ids["a2"], ids["a3"]])
+
+
+@pytest.mark.looptime
+async def test_a_full_window_starts_its_batch_at_once_instead_of_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batches: list[tuple[float, int]] = []
+
+    @qc_worker.task(batch_size=10, batch_max_wait_seconds=5)
+    async def collect(messages: list[Any]) -> None:
+        batches.append((asyncio.get_running_loop().time(), len(messages)))
+
+    monkeypatch.setattr(worker_tasks, "collect", collect, raising=False)
+    source = MemorySource()
+    runtime, _ = make_runtime("worker_tasks:collect", source, concurrency=4)
+    for i in range(4):
+        source.put(body(i))
+    await run_until(runtime, lambda: len(source.acked) == 4)
+    # Four messages fill a window of four: nothing more can join, so one batch of four starts before the
+    # 5 s max wait, not four batches of one.
+    assert [size for _, size in batches] == [4]
+    assert batches[0][0] < 5

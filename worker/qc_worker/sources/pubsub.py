@@ -34,7 +34,6 @@ MAX_TRACKED_RECEIPTS = 100_000
 
 class PubSubSource:
     name = "pubsub"
-    needs_lease = True
 
     def __init__(self, project: str, subscription: str, dead_letter_topic: str) -> None:
         self._client: SubscriberAsyncClient | None = None  # made in connect(): grpc.aio binds to the loop
