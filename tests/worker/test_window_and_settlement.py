@@ -1,4 +1,8 @@
-"""The runtime's loop with the in-memory source: window, ack on success, retry, dead letter, drain."""
+"""The runtime's loop with the in-memory source: window, ack on success, retry, dead letter, drain.
+
+Tests run on looptime's fake loop clock (sleeps, receive waits and timeouts take no real time, and times
+are exact), except the one whose tasks run in real processes.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from qc_worker.runtime import Runtime, retry_delay_seconds
 from qc_worker.settings import WorkerSettings
 from qc_worker.sources.memory import MemorySource
 from qc_worker.tasks import load_task
+
+pytestmark = pytest.mark.looptime
 
 
 def make_runtime(
@@ -69,9 +75,10 @@ async def test_window_keeps_n_in_flight_and_refills_without_rounds(monkeypatch: 
     runtime, metrics = make_runtime("worker_tasks:noop_async", source, concurrency=4)
     for i in range(20):
         source.put(body(i))
-    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     await run_until(runtime, lambda: len(source.acked) == 20)
-    elapsed = time.monotonic() - started
+    elapsed = loop.time() - started
     assert peak == 4
     # Rounds would take 5 rounds x 0.5 s; a continuous window finishes the 19 short ones beside the slow one.
     assert elapsed < 1.5, f"took {elapsed:.2f} s: the window waited for the slowest task"
@@ -156,6 +163,7 @@ async def test_sigterm_drain_releases_what_never_started() -> None:
     assert source.pending + len(source.released) == 4
 
 
+@pytest.mark.looptime(False)  # the pool's processes run on the real clock
 async def test_time_limit_kills_the_process_within_a_second() -> None:
     source = MemorySource()
     runtime, metrics = make_runtime("worker_tasks:stuck", source, concurrency=1)
@@ -192,7 +200,6 @@ class Timeline:
         self.ended[name] = asyncio.get_running_loop().time()
 
 
-@pytest.mark.looptime
 async def test_one_ordering_key_runs_one_at_a_time_in_arrival_order_and_keys_run_in_parallel(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -212,7 +219,6 @@ async def test_one_ordering_key_runs_one_at_a_time_in_arrival_order_and_keys_run
     assert timeline.started["a1"] == timeline.started["b1"] == timeline.started["free"]
 
 
-@pytest.mark.looptime
 async def test_stop_releases_the_messages_waiting_behind_their_key_without_starting_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -231,7 +237,6 @@ async def test_stop_releases_the_messages_waiting_behind_their_key_without_start
     assert sorted(source.released) == sorted([ids["a2"], ids["a3"]])
 
 
-@pytest.mark.looptime
 async def test_a_full_window_starts_its_batch_at_once_instead_of_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -251,3 +256,18 @@ async def test_a_full_window_starts_its_batch_at_once_instead_of_waiting(
     # 5 s max wait, not four batches of one.
     assert [size for _, size in batches] == [4]
     assert batches[0][0] < 5
+
+
+@pytest.mark.parametrize(("deadline_seconds", "renewals"), [(None, 0), (10.0, 2)])
+async def test_messages_are_leased_only_where_the_source_has_a_deadline(
+    monkeypatch: pytest.MonkeyPatch, deadline_seconds: float | None, renewals: int
+) -> None:
+    source = MemorySource(ack_deadline_seconds=deadline_seconds)
+    timeline = Timeline(seconds=12)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, metrics = make_runtime("worker_tasks:noop_async", source, concurrency=1, lease_seconds=30)
+    source.put(body("long"))
+    await run_until(runtime, lambda: len(source.acked) == 1)
+    # A 10 s deadline is renewed every 4.5-5 s (half of it, with jitter): twice during a 12 s task.
+    assert source.extensions == renewals
+    assert sample(metrics, "qc_worker_lease_extensions_total") == renewals
