@@ -72,10 +72,9 @@ def test_renewal_comes_at_half_the_shorter_deadline(
 async def test_renews_every_half_deadline_with_jitter_by_our_lease() -> None:
     extend = Extensions()
     leaser, metrics = make_leaser(extend, [delivery("m1"), delivery("m2")])
-    running = asyncio.create_task(leaser.run())
+    leaser.start()
     await asyncio.sleep(21)
-    leaser.stop()
-    await running
+    await leaser.stop()
     times = [at for at, _, _ in extend.calls]
     gaps = [later - earlier for earlier, later in zip([0.0, *times], times, strict=False)]
     assert len(times) == 4  # 21 s at 4.5-5 s each
@@ -90,10 +89,9 @@ async def test_settled_messages_and_those_held_past_the_max_lease_are_not_extend
     settled.settled = True
     held = [delivery("fresh"), settled, delivery("old", received=-100.0)]
     leaser, metrics = make_leaser(extend, held, max_lease_seconds=100)
-    running = asyncio.create_task(leaser.run())
+    leaser.start()
     await asyncio.sleep(5)
-    leaser.stop()
-    await running
+    await leaser.stop()
     assert [ids for _, ids, _ in extend.calls] == [["fresh"]]
     assert extended(metrics) == 1
 
@@ -101,18 +99,16 @@ async def test_settled_messages_and_those_held_past_the_max_lease_are_not_extend
 async def test_a_failed_renewal_is_retried_at_the_next_one() -> None:
     extend = Extensions(failures=1)
     leaser, metrics = make_leaser(extend, [delivery("m1")])
-    running = asyncio.create_task(leaser.run())
+    leaser.start()
     await asyncio.sleep(10)
-    leaser.stop()
-    await running
+    await leaser.stop()
     assert len(extend.calls) == 2
     assert extended(metrics) == 1  # only the renewal that went through is counted
 
 
 async def test_stop_ends_the_loop_at_once_not_at_the_next_renewal() -> None:
     leaser, _ = make_leaser(Extensions(), [])
-    running = asyncio.create_task(leaser.run())
+    leaser.start()
     await asyncio.sleep(1)
-    leaser.stop()
-    await running
+    await leaser.stop()
     assert asyncio.get_running_loop().time() == 1

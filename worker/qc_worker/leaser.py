@@ -49,8 +49,19 @@ class Leaser:
         self._rng = rng or random.Random()
         self._clock = clock
         self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def run(self) -> None:
+    def start(self) -> None:
+        """Renew in the background until `stop`."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Wake the loop at once (not at its next renewal) and wait for it to end."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
         while not self._stop.is_set():
             interval = self.renew_every_seconds * self._rng.uniform(1 - JITTER_RATIO, 1)
             try:
@@ -69,6 +80,3 @@ class Leaser:
             log.warning("lease extension failed: %s", error)
             return
         self._metrics.lease_extended(extended)
-
-    def stop(self) -> None:
-        self._stop.set()

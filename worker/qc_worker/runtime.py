@@ -84,8 +84,7 @@ class Runtime:
 
     async def run(self) -> None:
         await self.source.connect()
-        leaser: Leaser | None = None
-        leaser_task: asyncio.Task[None] | None = None
+        leaser = None
         if self.source.ack_deadline_seconds is not None:  # known once connected
             leaser = Leaser(
                 self.source.extend,
@@ -95,7 +94,7 @@ class Runtime:
                 self.settings.max_lease_seconds,
                 self.source.ack_deadline_seconds,
             )
-            leaser_task = asyncio.create_task(leaser.run())
+            leaser.start()
         self.ready = True
         log.info(
             "consuming", extra={"capacity": self.capacity, "task": self.task.name, "source": self.source.name}
@@ -104,9 +103,8 @@ class Runtime:
             await self._pull_loop()
             await self._drain()
         finally:
-            if leaser is not None and leaser_task is not None:
-                leaser.stop()
-                await leaser_task
+            if leaser is not None:
+                await leaser.stop()
             await self.source.close()
             self.executor.close()
 

@@ -37,10 +37,12 @@ class PubSubSource:
 
     def __init__(self, project: str, subscription: str, dead_letter_topic: str) -> None:
         self._client: SubscriberAsyncClient | None = None  # made in connect(): grpc.aio binds to the loop
-        self._publisher = pubsub_v1.PublisherClient()  # dead letters only: its futures are awaited
+        # Dead letters only, so only with a dead-letter topic (a client holds a channel and threads); its
+        # futures are awaited.
+        self._publisher = pubsub_v1.PublisherClient() if dead_letter_topic else None
         self.subscription = SubscriberAsyncClient.subscription_path(project, subscription)
         self.dead_letter_topic = (
-            self._publisher.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
+            pubsub_v1.PublisherClient.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
         )
         self._acks = ack_batcher.AckBatcher(self._acknowledge)
         # Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0: count receipts.
@@ -120,7 +122,7 @@ class PubSubSource:
         await self._modify_deadline([delivery.handle], 0)
 
     async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
-        if not self.dead_letter_topic:
+        if self._publisher is None:
             raise RuntimeError("no dead-letter topic is configured")
         attributes = dead_letter_headers(delivery, self.name, reason, detail)
         future = self._publisher.publish(self.dead_letter_topic, delivery.message.data, **attributes)
@@ -136,4 +138,5 @@ class PubSubSource:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.transport.close()  # type: ignore[no-untyped-call]
-        await asyncio.to_thread(self._publisher.stop)
+        if self._publisher is not None:
+            await asyncio.to_thread(self._publisher.stop)
