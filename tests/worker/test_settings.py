@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from qc_common import worker_env
+from qc_worker import __main__ as qc_worker_cli
 from qc_worker import settings as settings_module
 from qc_worker.settings import SettingsError, WorkerSettings, build_parser, from_args
 from qc_worker.tasks import TaskOptions, resolve_limits
@@ -47,6 +48,14 @@ def test_the_help_shows_each_default_of_the_dataclass() -> None:
         shown = f"{field.default:g}" if isinstance(field.default, float) else str(field.default)
         variable = flags()[f"--{field.name.replace('_', '-')}"][0]
         assert f"(default {shown}) [${variable}]" in text, field.name
+
+
+def test_qc_worker_help_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        qc_worker_cli.main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {WorkerSettings.concurrency}) [${worker_env.CONCURRENCY}]" in text
 
 
 def test_a_variable_sets_the_default_and_a_flag_overrides_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 TASK_OPTIONS_ATTRIBUTE = "__qc_task_options__"
+BATCH_MAX_WAIT_SECONDS = 1.0  # a batch task's default: how long a partial batch waits for more
 ExecutionKind = Literal["process", "async"]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,7 @@ class TaskOptions:
     time_limit_seconds: float | None = None
     max_delivery_attempts: int | None = None
     batch_size: int | None = None  # set: the function takes list[Message]
-    batch_max_wait_seconds: float = 1.0
+    batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS
 
 
 def task(
@@ -43,7 +44,7 @@ def task(
     time_limit_seconds: float | None = None,
     max_delivery_attempts: int | None = None,
     batch_size: int | None = None,
-    batch_max_wait_seconds: float = 1.0,
+    batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS,
 ) -> Callable[[F], F]:
     """Attach options to a task function. The function itself is returned, so it stays picklable by name."""
     if batch_size is not None and batch_size < 1:
