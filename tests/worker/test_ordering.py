@@ -1,4 +1,9 @@
-"""Ordering keys (`qc_worker.ordering.OrderingKeys`): one task per key, arrival order, release on stop."""
+"""Ordering keys (`qc_worker.ordering.OrderingKeys`): one task per key, arrival order, release on stop.
+
+The cases follow python-pubsub's tests/unit/pubsub_v1/subscriber/test_messages_on_hold.py
+(test_ordered_messages_one_key, _two_keys, _two_keys_interleaved, test_ordered_and_unordered_messages_
+interleaved, test_cleanup_nonexistent_key), with our own drain on stop.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +44,24 @@ def test_different_keys_start_in_parallel() -> None:
     assert keys.admit(delivery("a2", "a")) is False
     assert keys.admit(delivery("b2", "b")) is False
     assert ids([d for d in (keys.next_after("b"), keys.next_after("a")) if d is not None]) == ["b2", "a2"]
+
+
+def test_ordered_and_unordered_messages_interleaved() -> None:
+    keys = OrderingKeys()
+    a1, a2, free = delivery("a1", "a"), delivery("a2", "a"), delivery("free", "")
+    assert [keys.admit(a1), keys.admit(a2), keys.admit(free)] == [True, False, True]
+    assert keys.next_after("a") is a2
+    assert keys.next_after("a") is None
+    assert keys.waiting == 0
+
+
+def test_a_key_with_no_task_running_has_nothing_to_hand_out() -> None:
+    keys = OrderingKeys()
+    assert keys.next_after("never-seen") is None
+    keys.admit(delivery("a1", "a"))
+    keys.admit(delivery("a2", "a"))
+    assert keys.next_after("never-seen") is None
+    assert keys.waiting == 1  # the other key's waiting message is untouched
 
 
 def test_drain_returns_the_waiting_messages_and_none_starts_afterwards() -> None:
