@@ -1,8 +1,8 @@
 """Ordering keys (`qc_worker.ordering.OrderingKeys`): one task per key, arrival order, release on stop.
 
-The cases follow python-pubsub's tests/unit/pubsub_v1/subscriber/test_messages_on_hold.py
-(test_ordered_messages_one_key, _two_keys, _two_keys_interleaved, test_ordered_and_unordered_messages_
-interleaved, test_cleanup_nonexistent_key), with our own drain on stop.
+The cases follow python-pubsub's tests/unit/pubsub_v1/subscriber/test_messages_on_hold.py: one key, two
+keys, ordered and unordered messages interleaved, cleaning up a key that does not exist; plus our own
+drain on stop.
 """
 
 from __future__ import annotations
