@@ -11,7 +11,6 @@ short window, one call for many ack ids), as the client library's dispatcher doe
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 
 from google.api_core import exceptions
@@ -27,9 +26,35 @@ PULL_TIMEOUT_SECONDS = 5.0  # how long one empty pull may wait for messages
 EARLY_EMPTY_PAUSE_SECONDS = 0.05
 MAX_ACK_DEADLINE_SECONDS = 600
 DEFAULT_ACK_DEADLINE_SECONDS = 10.0  # Pub/Sub's, for a subscription created without one
-# Receipt counts kept for messages not acked here (retried, then taken by another pod): the oldest are
-# forgotten past this many, so the count cannot grow for the life of the pod.
-MAX_TRACKED_RECEIPTS = 100_000
+MAX_TRACKED_RECEIPTS = 100_000  # messages whose receipts are counted at once (see Receipts)
+
+
+class Receipts:
+    """How many times this worker has received each message it has not acked.
+
+    Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0, so attempts are
+    counted here. A message retried and then taken by another pod is never acked here: past `limit`
+    messages the oldest is forgotten (it would count from 1 again), so the table cannot grow for the life
+    of the pod.
+    """
+
+    def __init__(self, limit: int = MAX_TRACKED_RECEIPTS) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}  # insertion order: the oldest first
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def received(self, message_id: str) -> int:
+        """Count one more receipt of `message_id`; returns its count."""
+        count = self._counts.get(message_id, 0) + 1
+        self._counts[message_id] = count
+        if len(self._counts) > self.limit:
+            del self._counts[next(iter(self._counts))]
+        return count
+
+    def forget(self, message_id: str) -> None:
+        self._counts.pop(message_id, None)
 
 
 class PubSubSource:
@@ -45,8 +70,7 @@ class PubSubSource:
             pubsub_v1.PublisherClient.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
         )
         self._acks = ack_batcher.AckBatcher(self._acknowledge)
-        # Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0: count receipts.
-        self._receipts: collections.Counter[str] = collections.Counter()
+        self._receipts = Receipts()
         self.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS  # the subscription's, read at connect
 
     @property
@@ -85,23 +109,21 @@ class PubSubSource:
         for received in response._pb.received_messages:
             pubsub_message = received.message
             message_id = pubsub_message.message_id
-            self._receipts[message_id] += 1
+            receipts = self._receipts.received(message_id)
             message = Message(
                 data=pubsub_message.data,
                 message_id=message_id,
                 attributes=dict(pubsub_message.attributes),
-                delivery_attempt=received.delivery_attempt or self._receipts[message_id],
+                delivery_attempt=received.delivery_attempt or receipts,
                 ordering_key=pubsub_message.ordering_key,
             )
             deliveries.append(Delivery(message, handle=received.ack_id))
-        while len(self._receipts) > MAX_TRACKED_RECEIPTS:
-            del self._receipts[next(iter(self._receipts))]  # the oldest first (dicts keep insertion order)
         return deliveries
 
     async def ack(self, delivery: Delivery) -> bool:
         ok = await self._acks.ack(delivery.handle)
         if ok:
-            self._receipts.pop(delivery.message.message_id, None)
+            self._receipts.forget(delivery.message.message_id)
         return ok
 
     async def _acknowledge(self, ack_ids: list[str]) -> None:
