@@ -105,8 +105,11 @@ def test_a_task_past_its_time_limit_is_killed_redelivered_and_dead_lettered(
     topology.publish([body("stuck")])
     # worker_tasks.stuck: time limit 1 s, 2 delivery attempts.
     worker = start_worker(**topology.worker_env("worker_tasks:stuck"))
-    wait_until(lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="time_limit") == 1, 60,
-               "the dead letter")  # fmt: skip
+    wait_until(
+        lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="time_limit") == 1,
+        60,
+        "the dead letter",
+    )
     assert worker.metric("qc_worker_time_limit_kills_total") == 2
     assert worker.metric("qc_worker_messages_received_total") == 2  # redelivered once after the first kill
     dead = pull_all(topology.subscriber, topology.dead_letter_subscription)
@@ -124,8 +127,11 @@ def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(
 ) -> None:
     topology.publish([b"\x00\x01 binary junk", body("fine")])
     worker = start_worker(**topology.worker_env("worker_tasks:work_async"))
-    wait_until(lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="malformed") == 1, 30,
-               "the malformed message to be dead-lettered")  # fmt: skip
+    wait_until(
+        lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="malformed") == 1,
+        30,
+        "the malformed message to be dead-lettered",
+    )
     wait_until(lambda: set(completions(records)) == {"fine"}, 30, "the good message to be processed")
     dead = pull_all(topology.subscriber, topology.dead_letter_subscription)
     assert [m.message.data for m in dead] == [b"\x00\x01 binary junk"]

@@ -1,8 +1,13 @@
-"""The runtime's loop with the in-memory source: window, ack on success, retry, dead letter, drain."""
+"""The runtime's loop with the in-memory source: window, ack on success, retry, dead letter, drain.
+
+Tests run on looptime's fake loop clock (sleeps, receive waits and timeouts take no real time, and times
+are exact), except the one whose tasks run in real processes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
@@ -11,21 +16,22 @@ from typing import Any
 import pytest
 import worker_tasks
 
+import qc_worker
 from qc_worker.executors import AsyncExecutor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime, retry_delay_seconds
 from qc_worker.settings import WorkerSettings
 from qc_worker.sources.memory import MemorySource
-from qc_worker.tasks import TaskSpec, load_task, with_defaults
+from qc_worker.tasks import load_task
+
+pytestmark = pytest.mark.looptime
 
 
 def make_runtime(
     task_ref: str, source: MemorySource, concurrency: int = 4, **overrides: Any
 ) -> tuple[Runtime, WorkerMetrics]:
     settings = WorkerSettings(task=task_ref, source="rabbitmq", concurrency=concurrency, **overrides)
-    spec: TaskSpec = with_defaults(
-        load_task(task_ref), settings.task_time_limit_seconds, settings.max_delivery_attempts
-    )
+    spec = load_task(task_ref)
     executor = AsyncExecutor() if spec.kind == "async" else ProcessExecutor(concurrency)
     metrics = WorkerMetrics("memory", task_ref, concurrency)
     return Runtime(settings, spec, source, executor, metrics), metrics
@@ -69,9 +75,10 @@ async def test_window_keeps_n_in_flight_and_refills_without_rounds(monkeypatch: 
     runtime, metrics = make_runtime("worker_tasks:noop_async", source, concurrency=4)
     for i in range(20):
         source.put(body(i))
-    started = time.monotonic()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     await run_until(runtime, lambda: len(source.acked) == 20)
-    elapsed = time.monotonic() - started
+    elapsed = loop.time() - started
     assert peak == 4
     # Rounds would take 5 rounds x 0.5 s; a continuous window finishes the 19 short ones beside the slow one.
     assert elapsed < 1.5, f"took {elapsed:.2f} s: the window waited for the slowest task"
@@ -156,6 +163,7 @@ async def test_sigterm_drain_releases_what_never_started() -> None:
     assert source.pending + len(source.released) == 4
 
 
+@pytest.mark.looptime(False)  # the pool's processes run on the real clock
 async def test_time_limit_kills_the_process_within_a_second() -> None:
     source = MemorySource()
     runtime, metrics = make_runtime("worker_tasks:stuck", source, concurrency=1)
@@ -175,3 +183,91 @@ def test_retry_delay_grows_and_is_capped() -> None:
     assert all(0.5 <= d <= 8 for d in delays)
     assert max(delays[4:]) <= 8
     assert min(delays[4:]) >= 4
+
+
+class Timeline:
+    """A task that records when each message started and ended, on the loop's clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+
+    async def run(self, message: Any) -> None:
+        name = message.json()["id"]
+        self.started[name] = asyncio.get_running_loop().time()
+        await asyncio.sleep(self.seconds)
+        self.ended[name] = asyncio.get_running_loop().time()
+
+
+async def test_one_ordering_key_runs_one_at_a_time_in_arrival_order_and_keys_run_in_parallel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = MemorySource()
+    timeline = Timeline(seconds=1)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, _ = make_runtime("worker_tasks:noop_async", source, concurrency=8)
+    for name, key in [("a1", "a"), ("b1", "b"), ("a2", "a"), ("a3", "a"), ("b2", "b"), ("free", "")]:
+        source.put(body(name), ordering_key=key)
+    await run_until(runtime, lambda: len(source.acked) == 6)
+    for key, names in {"a": ["a1", "a2", "a3"], "b": ["b1", "b2"]}.items():
+        order = sorted(names, key=timeline.started.__getitem__)
+        assert order == names, f"key {key} ran out of arrival order"
+        for earlier, later in itertools.pairwise(names):
+            assert timeline.started[later] >= timeline.ended[earlier], f"{later} overlapped {earlier}"
+    # Different keys, and messages without a key, do not wait for each other.
+    assert timeline.started["a1"] == timeline.started["b1"] == timeline.started["free"]
+
+
+async def test_stop_releases_the_messages_waiting_behind_their_key_without_starting_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = MemorySource()
+    timeline = Timeline(seconds=5)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, _ = make_runtime("worker_tasks:noop_async", source, concurrency=8, drain_grace_seconds=30)
+    ids = {name: source.put(body(name), ordering_key="a") for name in ["a1", "a2", "a3"]}
+    running = asyncio.create_task(runtime.run())
+    while "a1" not in timeline.started:
+        await asyncio.sleep(0.01)
+    runtime.request_stop()
+    await asyncio.wait_for(running, 60)
+    assert list(timeline.started) == ["a1"]  # the running one finished; those behind it never started
+    assert source.acked == [ids["a1"]]
+    assert sorted(source.released) == sorted([ids["a2"], ids["a3"]])
+
+
+async def test_a_full_window_starts_its_batch_at_once_instead_of_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batches: list[tuple[float, int]] = []
+
+    @qc_worker.task(batch_size=10, batch_max_wait_seconds=5)
+    async def collect(messages: list[Any]) -> None:
+        batches.append((asyncio.get_running_loop().time(), len(messages)))
+
+    monkeypatch.setattr(worker_tasks, "collect", collect, raising=False)
+    source = MemorySource()
+    runtime, _ = make_runtime("worker_tasks:collect", source, concurrency=4)
+    for i in range(4):
+        source.put(body(i))
+    await run_until(runtime, lambda: len(source.acked) == 4)
+    # Four messages fill a window of four: nothing more can join, so one batch of four starts before the
+    # 5 s max wait, not four batches of one.
+    assert [size for _, size in batches] == [4]
+    assert batches[0][0] < 5
+
+
+@pytest.mark.parametrize(("deadline_seconds", "renewals"), [(None, 0), (10.0, 2)])
+async def test_messages_are_leased_only_where_the_source_has_a_deadline(
+    monkeypatch: pytest.MonkeyPatch, deadline_seconds: float | None, renewals: int
+) -> None:
+    source = MemorySource(ack_deadline_seconds=deadline_seconds)
+    timeline = Timeline(seconds=12)
+    monkeypatch.setattr(worker_tasks, "noop_async", timeline.run)
+    runtime, metrics = make_runtime("worker_tasks:noop_async", source, concurrency=1, lease_seconds=30)
+    source.put(body("long"))
+    await run_until(runtime, lambda: len(source.acked) == 1)
+    # A 10 s deadline is renewed every 4.5-5 s (half of it, with jitter): twice during a 12 s task.
+    assert source.extensions == renewals
+    assert sample(metrics, "qc_worker_lease_extensions_total") == renewals

@@ -17,10 +17,10 @@ from qc_worker.runtime import Runtime
 from qc_worker.server import build_app, start_server
 from qc_worker.settings import SettingsError, WorkerSettings, from_args
 from qc_worker.sources.base import Source
-from qc_worker.tasks import TaskLoadError, TaskSpec, load_task, with_defaults
+from qc_worker.tasks import TaskLoadError, TaskSpec, load_task
 
 log = logging.getLogger("qc_worker")
-RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 1800
+RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 1800  # the broker's default consumer_timeout (30 min)
 
 
 def configure_logging(level: str) -> None:
@@ -58,6 +58,13 @@ async def serve(settings: WorkerSettings, task: TaskSpec) -> None:
     runtime = Runtime(
         settings, task, build_source(settings), build_executor(task, settings.concurrency), metrics
     )
+    if (
+        settings.source == "rabbitmq"
+        and runtime.limits.time_limit_seconds >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS
+    ):
+        log.warning(
+            "the task time limit reaches RabbitMQ's default consumer_timeout (30 min): raise it on the broker"
+        )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runtime.request_stop)
@@ -77,21 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     sys.path.insert(0, os.getcwd())  # let "module:function" name a module in the working directory
     try:
-        task = with_defaults(
-            load_task(settings.task), settings.task_time_limit_seconds, settings.max_delivery_attempts
-        )
+        task = load_task(settings.task)
     except TaskLoadError as error:
         log.error("cannot load the task: %s", error)
         return 2
-    if (
-        settings.source == "rabbitmq"
-        and (task.options.time_limit_seconds or 0) >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS
-    ):
-        log.warning(
-            "the task time limit reaches RabbitMQ's default consumer_timeout (30 min): raise it on the broker"
-        )
-    log.info("starting", extra={"task": task.name, "kind": task.kind, "source": settings.source,
-                                "concurrency": settings.concurrency})  # fmt: skip
+    log.info(
+        "starting",
+        extra={
+            "task": task.name,
+            "kind": task.kind,
+            "source": settings.source,
+            "concurrency": settings.concurrency,
+        },
+    )
     asyncio.run(serve(settings, task))
     log.info("stopped")
     return 0

@@ -60,21 +60,33 @@ class WorkerMetrics:
         self._kills = counter(
             names.WORKER_TIME_LIMIT_KILLS, "Tasks stopped for running past their time limit."
         )
-        self._dead = Counter(_bare(names.WORKER_MESSAGES_DEAD_LETTERED), "Messages sent to the dead-letter "
-                             "destination.", [*keys, "reason"], registry=r)  # fmt: skip
-        self._failed = Counter(_bare(names.WORKER_TASKS_FAILED), "Task attempts that failed.",
-                               [*keys, "reason"], registry=r)  # fmt: skip
+        self._dead = Counter(
+            _bare(names.WORKER_MESSAGES_DEAD_LETTERED),
+            "Messages sent to the dead-letter destination.",
+            [*keys, "reason"],
+            registry=r,
+        )
+        self._failed = Counter(
+            _bare(names.WORKER_TASKS_FAILED), "Task attempts that failed.", [*keys, "reason"], registry=r
+        )
         self._in_flight = Gauge(
             names.WORKER_TASKS_IN_FLIGHT, "Messages held by this worker now.", keys, registry=r
         )
         self._capacity = Gauge(names.WORKER_CAPACITY, "Tasks this worker runs at once.", keys, registry=r)
         self._busy = Gauge(names.WORKER_BUSY_RATIO, "In flight / capacity, 0-1.", keys, registry=r)
-        self._last_success = Gauge(names.WORKER_LAST_SUCCESS, "When a task last succeeded (Unix time).", keys,
-                                   registry=r)  # fmt: skip
-        self._duration = Histogram(names.WORKER_TASK_DURATION, "Task run time.", keys,
-                                   buckets=DURATION_BUCKETS_SECONDS, registry=r)  # fmt: skip
-        self._latency = Histogram(names.WORKER_RECEIVE_TO_ACK, "From receipt to ack.", keys,
-                                  buckets=DURATION_BUCKETS_SECONDS, registry=r)  # fmt: skip
+        self._last_success = Gauge(
+            names.WORKER_LAST_SUCCESS, "When a task last succeeded (Unix time).", keys, registry=r
+        )
+        self._duration = Histogram(
+            names.WORKER_TASK_DURATION, "Task run time.", keys, buckets=DURATION_BUCKETS_SECONDS, registry=r
+        )
+        self._latency = Histogram(
+            names.WORKER_RECEIVE_TO_ACK,
+            "From receipt to ack.",
+            keys,
+            buckets=DURATION_BUCKETS_SECONDS,
+            registry=r,
+        )
         self.labels = labels
         self.capacity = capacity
         # Children bound once: .labels() on every message costs more than the increment itself.

@@ -6,26 +6,31 @@ waiting for the slowest task and no sleeps. Every message ends in exactly one of
 with backoff, dead letter (malformed, or out of attempts), or release (shutdown before its task started).
 On stop: no more pulls, in-flight tasks get the grace period, what never started is released at once,
 and whatever is still running after the grace period is stopped and released.
+
+The runtime owns the window (receive → start → settle); its helpers each have one job and their own
+tests: `ordering.OrderingKeys` (one task per ordering key), `batching.Batcher` (batch tasks),
+`leaser.Leaser` (ack deadlines), `tasks.resolve_limits` (a task's limits against the settings).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from qc_worker import tasks
+from qc_worker.batching import Batcher
 from qc_worker.executors import Executor, TaskCrashed, TimeLimitExceeded
 from qc_worker.leaser import Leaser
 from qc_worker.messages import Delivery, MalformedMessage
 from qc_worker.metrics import WorkerMetrics
+from qc_worker.ordering import OrderingKeys
 from qc_worker.settings import WorkerSettings
 from qc_worker.sources.base import ReceiveFailed, Source
-from qc_worker.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 RESUME_LOAD = 0.8  # fraction of capacity in flight below which pulling resumes
@@ -42,13 +47,16 @@ class Runtime:
     def __init__(
         self,
         settings: WorkerSettings,
-        task: TaskSpec,
+        task: tasks.TaskSpec,
         source: Source,
         executor: Executor,
         metrics: WorkerMetrics,
     ) -> None:
         self.settings = settings
         self.task = task
+        self.limits = tasks.resolve_limits(
+            task.options, settings.task_time_limit_seconds, settings.max_delivery_attempts
+        )
         self.source = source
         self.executor = executor
         self.metrics = metrics
@@ -62,16 +70,10 @@ class Runtime:
         self._slot_freed = asyncio.Event()  # set once enough slots are free for the next pull
         self._stopping = asyncio.Event()
         self._rng = random.Random()
-        self._by_key: dict[str, collections.deque[Delivery]] = {}  # ordering keys with a task running
-        self._batch: list[Delivery] = []
-        self._batch_timer: asyncio.TimerHandle | None = None
-        self.leaser = Leaser(
-            source,
-            lambda: list(self._held.values()),
-            metrics,
-            settings.lease_seconds,
-            settings.max_lease_seconds,
-        )
+        self._ordering = OrderingKeys()
+        self._batcher: Batcher[Delivery] | None = None
+        if task.options.batch_size is not None:
+            self._batcher = Batcher(task.options.batch_size, task.options.batch_max_wait_seconds, self._start)
 
     # --- lifecycle ---
     def request_stop(self) -> None:
@@ -82,10 +84,17 @@ class Runtime:
 
     async def run(self) -> None:
         await self.source.connect()
-        # Renew before the first deadline (the subscription's) can lapse, not only before our own lease's.
-        first_deadline = getattr(self.source, "ack_deadline_seconds", self.settings.lease_seconds)
-        self.leaser.renew_every_seconds = min(self.settings.lease_seconds, first_deadline) / 2
-        leaser_task = asyncio.create_task(self.leaser.run()) if self.source.needs_lease else None
+        leaser = None
+        if self.source.ack_deadline_seconds is not None:  # known once connected
+            leaser = Leaser(
+                self.source.extend,
+                self._held.values,
+                self.metrics,
+                self.settings.lease_seconds,
+                self.settings.max_lease_seconds,
+                self.source.ack_deadline_seconds,
+            )
+            leaser.start()
         self.ready = True
         log.info(
             "consuming", extra={"capacity": self.capacity, "task": self.task.name, "source": self.source.name}
@@ -94,14 +103,19 @@ class Runtime:
             await self._pull_loop()
             await self._drain()
         finally:
-            self.leaser.stop()
-            if leaser_task is not None:
-                await leaser_task
+            if leaser is not None:
+                await leaser.stop()
             await self.source.close()
             self.executor.close()
 
     async def _pull_loop(self) -> None:
         stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await self._pull_until_stopped(stopping)
+        finally:
+            stopping.cancel()
+
+    async def _pull_until_stopped(self, stopping: asyncio.Task[Any]) -> None:
         while not self._stopping.is_set():
             free = self.capacity - len(self._held)
             if free < self._min_pull:
@@ -121,74 +135,44 @@ class Runtime:
                     await self.source.release(delivery)
                 break
             if deliveries:
-                await self._accept(deliveries)
+                self._accept(deliveries)
             else:  # slots free and nothing to give: the queue is empty now (the operator reads this)
                 self.metrics.empty_receive()
-        stopping.cancel()
 
-    async def _accept(self, deliveries: list[Delivery]) -> None:
+    def _accept(self, deliveries: list[Delivery]) -> None:
         self.metrics.received(len(deliveries))
         for delivery in deliveries:
             self._held[id(delivery)] = delivery
         self.metrics.set_in_flight(len(self._held))
-        for delivery in deliveries:
-            if self.task.is_batch:
-                self._add_to_batch(delivery)
-            elif delivery.message.ordering_key:
-                self._start_in_order(delivery)
-            else:
-                self._start([delivery])
-
-    # --- ordering keys: one task at a time per key, in arrival order ---
-    def _start_in_order(self, delivery: Delivery) -> None:
-        key = delivery.message.ordering_key
-        if key in self._by_key:
-            self._by_key[key].append(delivery)
+        if self._batcher is not None:
+            for delivery in deliveries:
+                self._batcher.add(delivery)
+            if len(self._held) >= self.capacity:  # the window is full: nothing more can join this batch
+                self._batcher.flush()
             return
-        self._by_key[key] = collections.deque()
-        self._start([delivery])
-
-    def _next_in_order(self, key: str) -> None:
-        waiting = self._by_key.get(key)
-        if waiting and self._stopping.is_set():  # stopping: the rest of the key never starts
-            self._start_settlement(self._settle_all(list(waiting), self.source.release))
-            waiting.clear()
-        if waiting:
-            self._start([waiting.popleft()])
-        else:
-            self._by_key.pop(key, None)
-
-    # --- batches: up to batch_size messages or batch_max_wait_seconds, whichever comes first ---
-    def _add_to_batch(self, delivery: Delivery) -> None:
-        self._batch.append(delivery)
-        size = self.task.options.batch_size or 1
-        if len(self._batch) >= size or len(self._held) >= self.capacity:
-            self._flush_batch()
-        elif self._batch_timer is None:
-            wait = self.task.options.batch_max_wait_seconds
-            self._batch_timer = asyncio.get_running_loop().call_later(wait, self._flush_batch)
-
-    def _flush_batch(self) -> None:
-        if self._batch_timer is not None:
-            self._batch_timer.cancel()
-            self._batch_timer = None
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self._start(batch)
+        for delivery in deliveries:
+            if self._ordering.admit(delivery):
+                self._start([delivery])
 
     # --- running and settling ---
     def _start(self, deliveries: list[Delivery]) -> None:
-        task = asyncio.create_task(self._process(deliveries))
+        if self._stopping.is_set():  # after a stop nothing starts: a late batch or the next of a key
+            self._spawn(self._settle_all(deliveries, self.source.release))
+        else:
+            self._spawn(self._process(deliveries))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a task's attempt or a settlement in the background; `_drain` waits for all of them."""
+        task = asyncio.create_task(coroutine)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def _process(self, deliveries: list[Delivery]) -> None:
         messages = [d.message for d in deliveries]
         argument: Any = messages if self.task.is_batch else messages[0]
-        limit = self.task.options.time_limit_seconds or self.settings.task_time_limit_seconds
         started = time.monotonic()
         try:
-            await self.executor.run(self.task.function, argument, limit)
+            await self.executor.run(self.task.function, argument, self.limits.time_limit_seconds)
         except asyncio.CancelledError:
             await self._settle_all(deliveries, self.source.release)  # stopped at the end of the grace period
             raise
@@ -217,15 +201,10 @@ class Runtime:
         # A failed message frees its slot now; its backoff and hand-back run in the background.
         self._forget(deliveries)
         for delivery in deliveries:
-            self._start_settlement(self._give_back(delivery, reason, detail))
-
-    def _start_settlement(self, coroutine: Any) -> None:
-        task = asyncio.create_task(coroutine)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+            self._spawn(self._give_back(delivery, reason, detail))
 
     async def _give_back(self, delivery: Delivery, reason: str, detail: str) -> None:
-        attempts = self.task.options.max_delivery_attempts or self.settings.max_delivery_attempts
+        attempts = self.limits.max_delivery_attempts
         if reason == "malformed" or delivery.message.delivery_attempt >= attempts:
             try:
                 await self.source.dead_letter(delivery, reason, detail)
@@ -247,7 +226,9 @@ class Runtime:
         self.metrics.retried()
         self.metrics.nacked()
 
-    async def _settle_all(self, deliveries: list[Delivery], settle: Callable[[Delivery], Any]) -> None:
+    async def _settle_all(
+        self, deliveries: list[Delivery], settle: Callable[[Delivery], Awaitable[None]]
+    ) -> None:
         for delivery in deliveries:
             with contextlib.suppress(Exception):
                 await settle(delivery)
@@ -258,18 +239,19 @@ class Runtime:
         for delivery in deliveries:
             delivery.settled = True
             was_held = self._held.pop(id(delivery), None) is not None
-            if was_held and delivery.message.ordering_key and not self.task.is_batch:
-                self._next_in_order(delivery.message.ordering_key)
+            if was_held and delivery.message.ordering_key and self._batcher is None:
+                following = self._ordering.next_after(delivery.message.ordering_key)
+                if following is not None:
+                    self._start([following])
         self.metrics.set_in_flight(len(self._held))
         if self.capacity - len(self._held) >= self._min_pull:  # wake the pull loop only when it can pull
             self._slot_freed.set()
 
     # --- shutdown ---
     async def _drain(self) -> None:
-        never_started = list(self._batch) + [d for waiting in self._by_key.values() for d in waiting]
-        self._batch.clear()
-        for waiting in self._by_key.values():
-            waiting.clear()
+        never_started = self._ordering.drain()
+        if self._batcher is not None:
+            never_started += self._batcher.take_all()
         await self._settle_all(never_started, self.source.release)
         if self._running:
             done, pending = await asyncio.wait(set(self._running), timeout=self.settings.drain_grace_seconds)

@@ -7,7 +7,9 @@ The operator configures pods through the environment (names in qc_common.worker_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import typing
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,32 +68,53 @@ class WorkerSettings:
         return self
 
 
-# (flag, environment variable, type, help); the dataclass field is the flag without dashes.
-_FLAGS: tuple[tuple[str, str, type, str], ...] = (
-    ("--task", worker_env.TASK, str, "the task function, 'package.module:function'"),
-    ("--source", worker_env.SOURCE, str, "where messages come from: pubsub or rabbitmq"),
-    ("--concurrency", worker_env.CONCURRENCY, int, "tasks in flight at once (default 8)"),
-    ("--task-time-limit-seconds", worker_env.TASK_TIME_LIMIT_SECONDS, float,
-     "a task running longer is killed and its message retried (default 300)"),
-    ("--max-delivery-attempts", worker_env.MAX_DELIVERY_ATTEMPTS, int,
-     "attempts before a failing message is dead-lettered (default 5)"),
-    ("--drain-grace-seconds", worker_env.DRAIN_GRACE_SECONDS, float,
-     "on SIGTERM, how long in-flight tasks may finish (default 30)"),
-    ("--metrics-port", worker_env.METRICS_PORT, int, "port of /metrics, /healthz, /readyz (default 9100)"),
-    ("--log-level", worker_env.LOG_LEVEL, str, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
-    ("--retry-backoff-min-seconds", "QC_RETRY_BACKOFF_MIN_SECONDS", float, "first retry delay (default 1)"),
-    ("--retry-backoff-max-seconds", "QC_RETRY_BACKOFF_MAX_SECONDS", float, "longest retry delay (def. 60)"),
-    ("--pubsub-project", worker_env.PUBSUB_PROJECT, str, "Google Cloud project of the subscription"),
-    ("--pubsub-subscription", worker_env.PUBSUB_SUBSCRIPTION, str, "Pub/Sub subscription id"),
-    ("--pubsub-dead-letter-topic", worker_env.PUBSUB_DEAD_LETTER_TOPIC, str,
-     "topic id for dead letters (unset: failing messages are retried forever, never dropped)"),
-    ("--lease-seconds", "QC_LEASE_SECONDS", float, "ack-deadline extension per renewal, 1-600 (default 30)"),
-    ("--max-lease-seconds", "QC_MAX_LEASE_SECONDS", float, "longest a message is held (default 3600)"),
-    ("--rabbitmq-url", worker_env.RABBITMQ_URL, str, "amqp:// URL with credentials (use a Secret)"),
-    ("--rabbitmq-queue", worker_env.RABBITMQ_QUEUE, str, "durable queue to consume"),
-    ("--rabbitmq-dead-letter-exchange", worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE, str,
-     "exchange for dead letters (default '<queue>.dead-letter', declared with a '<queue>.dead' queue)"),
-)  # fmt: skip
+# (WorkerSettings field, environment variable, help). The flag is the field with dashes; its type and its
+# default come from the dataclass, so `--help` never repeats a default as a literal.
+_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("task", worker_env.TASK, "the task function, 'package.module:function'"),
+    ("source", worker_env.SOURCE, "where messages come from: pubsub or rabbitmq"),
+    ("concurrency", worker_env.CONCURRENCY, "tasks in flight at once"),
+    (
+        "task_time_limit_seconds",
+        worker_env.TASK_TIME_LIMIT_SECONDS,
+        "a task running longer is killed and its message retried",
+    ),
+    (
+        "max_delivery_attempts",
+        worker_env.MAX_DELIVERY_ATTEMPTS,
+        "attempts before a failing message is dead-lettered",
+    ),
+    (
+        "drain_grace_seconds",
+        worker_env.DRAIN_GRACE_SECONDS,
+        "on SIGTERM, how long in-flight tasks may finish",
+    ),
+    ("metrics_port", worker_env.METRICS_PORT, "port of /metrics, /healthz, /readyz"),
+    ("log_level", worker_env.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
+    ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
+    ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
+    ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
+    ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),
+    (
+        "pubsub_dead_letter_topic",
+        worker_env.PUBSUB_DEAD_LETTER_TOPIC,
+        "topic id for dead letters (unset: failing messages are retried forever, never dropped)",
+    ),
+    ("lease_seconds", worker_env.LEASE_SECONDS, "ack-deadline extension per renewal, 1-600"),
+    ("max_lease_seconds", worker_env.MAX_LEASE_SECONDS, "longest a message is held"),
+    ("rabbitmq_url", worker_env.RABBITMQ_URL, "amqp:// URL with credentials (use a Secret)"),
+    ("rabbitmq_queue", worker_env.RABBITMQ_QUEUE, "durable queue to consume"),
+    (
+        "rabbitmq_dead_letter_exchange",
+        worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE,
+        "exchange for dead letters (unset: '<queue>.dead-letter', declared with a '<queue>.dead' queue)",
+    ),
+)
+
+
+def default_text(value: object) -> str:
+    """A default as `--help` shows it: 300.0 as "300", 0.5 as "0.5"."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,8 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consume a queue with N tasks in flight: ack on success, retry and dead-letter failures, "
         "drain on SIGTERM, export Prometheus metrics. Every flag defaults to its environment variable.",
     )
-    for flag, variable, kind, text in _FLAGS:
-        parser.add_argument(flag, type=kind, default=os.environ.get(variable), help=f"{text} [${variable}]")
+    fields = {field.name: field for field in dataclasses.fields(WorkerSettings)}
+    hints = typing.get_type_hints(WorkerSettings)
+    for name, variable, text in _FLAGS:
+        default = fields[name].default
+        shown = (
+            "" if default is dataclasses.MISSING or default == "" else f" (default {default_text(default)})"
+        )
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=hints[name] if hints[name] in (int, float) else str,
+            default=os.environ.get(variable),
+            help=f"{text}{shown} [${variable}]",
+        )
     return parser
 
 

@@ -20,10 +20,11 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 TASK_OPTIONS_ATTRIBUTE = "__qc_task_options__"
+BATCH_MAX_WAIT_SECONDS = 1.0  # a batch task's default: how long a partial batch waits for more
 ExecutionKind = Literal["process", "async"]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,7 @@ class TaskOptions:
     time_limit_seconds: float | None = None
     max_delivery_attempts: int | None = None
     batch_size: int | None = None  # set: the function takes list[Message]
-    batch_max_wait_seconds: float = 1.0
+    batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS
 
 
 def task(
@@ -43,7 +44,7 @@ def task(
     time_limit_seconds: float | None = None,
     max_delivery_attempts: int | None = None,
     batch_size: int | None = None,
-    batch_max_wait_seconds: float = 1.0,
+    batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS,
 ) -> Callable[[F], F]:
     """Attach options to a task function. The function itself is returned, so it stays picklable by name."""
     if batch_size is not None and batch_size < 1:
@@ -89,13 +90,19 @@ def load_task(reference: str) -> TaskSpec:
     return TaskSpec(reference, function, kind, options)
 
 
-def with_defaults(spec: TaskSpec, time_limit_seconds: float, max_delivery_attempts: int) -> TaskSpec:
-    options = spec.options
-    return replace(
-        spec,
-        options=replace(
-            options,
-            time_limit_seconds=options.time_limit_seconds or time_limit_seconds,
-            max_delivery_attempts=options.max_delivery_attempts or max_delivery_attempts,
-        ),
+@dataclass(frozen=True)
+class TaskLimits:
+    """What the runtime enforces for a task: its own options where set, the worker's settings otherwise."""
+
+    time_limit_seconds: float
+    max_delivery_attempts: int
+
+
+def resolve_limits(
+    options: TaskOptions, default_time_limit_seconds: float, default_max_delivery_attempts: int
+) -> TaskLimits:
+    """The one place a task's unset options fall back to the worker's settings (`Runtime` calls it)."""
+    return TaskLimits(
+        time_limit_seconds=options.time_limit_seconds or default_time_limit_seconds,
+        max_delivery_attempts=options.max_delivery_attempts or default_max_delivery_attempts,
     )

@@ -21,7 +21,12 @@ class ReceiveFailed(Exception):
 
 class Source(Protocol):
     name: str  # the `source` metric label
-    needs_lease: bool  # True where messages come back unless their deadline is extended (Pub/Sub)
+
+    @property
+    def ack_deadline_seconds(self) -> float | None:
+        """How long a message stays ours unless extended (Pub/Sub: the subscription's, known once connected);
+        None where messages have no deadline (RabbitMQ). The runtime runs a `Leaser` only when it is set."""
+        ...
 
     async def connect(self) -> None: ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
@@ -13,7 +14,7 @@ from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
 @dataclass
 class MemorySource:
     name: str = "memory"
-    needs_lease: bool = False
+    ack_deadline_seconds: float | None = None  # set: the runtime leases (extends) what it holds
     receive_wait_seconds: float = 0.05
     acked: list[str] = field(default_factory=list)
     retried: list[tuple[str, float]] = field(default_factory=list)
@@ -24,9 +25,9 @@ class MemorySource:
     _queue: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
-    def put(self, data: bytes, **attributes: str) -> str:
+    def put(self, data: bytes, ordering_key: str = "", **attributes: str) -> str:
         message_id = f"m{next(self._ids)}"
-        self._queue.put_nowait(Message(data, message_id, dict(attributes)))
+        self._queue.put_nowait(Message(data, message_id, dict(attributes), ordering_key=ordering_key))
         return message_id
 
     @property
@@ -56,7 +57,7 @@ class MemorySource:
     async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
         self.retried.append((delivery.message.message_id, delay_seconds))
         message = delivery.message
-        again = Message(message.data, message.message_id, message.attributes, message.delivery_attempt + 1)
+        again = dataclasses.replace(message, delivery_attempt=message.delivery_attempt + 1)
         self._queue.put_nowait(again)  # the delay is recorded, not waited: tests stay instant
 
     async def release(self, delivery: Delivery) -> None:

@@ -4,85 +4,74 @@ Why unary pull and not the client's streaming pull: the window decides how many 
 the free slots), so no message waits leased in a client-side buffer where a scale-down or a crash would
 strand it until its deadline; lease extension, retry delays (modify_ack_deadline) and shutdown hand-back
 (deadline 0) are explicit. Calls go through the library's asyncio client (grpc.aio) on the worker's own
-event loop: no thread hop and no GIL hand-over per call. Acks are batched (a short window, one call for
-many ack ids), as the client library's dispatcher does.
+event loop: no thread hop and no GIL hand-over per call. Acks are batched (`qc_worker.ack_batcher`: a
+short window, one call for many ack ids), as the client library's dispatcher does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
 import time
-from collections.abc import Awaitable, Callable
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
 from google.pubsub_v1.services.subscriber import SubscriberAsyncClient
 
+from qc_worker import ack_batcher
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
-
-log = logging.getLogger(__name__)
 
 PULL_TIMEOUT_SECONDS = 5.0  # how long one empty pull may wait for messages
 # Before asking again after a pull answered empty early: never a busy loop against the service.
 EARLY_EMPTY_PAUSE_SECONDS = 0.05
-ACK_BATCH_WINDOW_SECONDS = 0.01
-ACK_BATCH_MAX_IDS = 1000
 MAX_ACK_DEADLINE_SECONDS = 600
+DEFAULT_ACK_DEADLINE_SECONDS = 10.0  # Pub/Sub's, for a subscription created without one
+MAX_TRACKED_RECEIPTS = 100_000  # messages whose receipts are counted at once (see Receipts)
 
 
-class AckBatcher:
-    """Collects ack ids for a few milliseconds and sends them in one call; each caller learns the outcome."""
+class Receipts:
+    """How many times this worker has received each message it has not acked.
 
-    def __init__(self, send: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._send = send
-        self._pending: list[tuple[str, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+    Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0, so attempts are
+    counted here. A message retried and then taken by another pod is never acked here: past `limit`
+    messages the oldest is forgotten (it would count from 1 again), so the table cannot grow for the life
+    of the pod.
+    """
 
-    async def ack(self, ack_id: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((ack_id, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+    def __init__(self, limit: int = MAX_TRACKED_RECEIPTS) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}  # insertion order: the oldest first
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(
-            ACK_BATCH_WINDOW_SECONDS
-        )  # a batching window: acks arriving meanwhile share a call
-        while self._pending:
-            batch, self._pending = self._pending[:ACK_BATCH_MAX_IDS], self._pending[ACK_BATCH_MAX_IDS:]
-            ok = False  # whatever goes wrong, every caller learns it: an unacked message comes back
-            try:
-                await self._send([ack_id for ack_id, _ in batch])
-                ok = True
-            except Exception as error:
-                # With exactly-once delivery a refused ack is reported here; the message will come back.
-                log.warning("acknowledge failed for %d messages: %s", len(batch), error)
-            finally:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(ok)
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def received(self, message_id: str) -> int:
+        """Count one more receipt of `message_id`; returns its count."""
+        count = self._counts.get(message_id, 0) + 1
+        self._counts[message_id] = count
+        if len(self._counts) > self.limit:
+            del self._counts[next(iter(self._counts))]
+        return count
+
+    def forget(self, message_id: str) -> None:
+        self._counts.pop(message_id, None)
 
 
 class PubSubSource:
     name = "pubsub"
-    needs_lease = True
 
     def __init__(self, project: str, subscription: str, dead_letter_topic: str) -> None:
         self._client: SubscriberAsyncClient | None = None  # made in connect(): grpc.aio binds to the loop
-        self._publisher = pubsub_v1.PublisherClient()  # dead letters only: its futures are awaited
+        # Dead letters only, so only with a dead-letter topic (a client holds a channel and threads); its
+        # futures are awaited.
+        self._publisher = pubsub_v1.PublisherClient() if dead_letter_topic else None
         self.subscription = SubscriberAsyncClient.subscription_path(project, subscription)
         self.dead_letter_topic = (
-            self._publisher.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
+            pubsub_v1.PublisherClient.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
         )
-        self._acks = AckBatcher(self._acknowledge)
-        # Without a dead-letter policy on the subscription Pub/Sub reports delivery_attempt 0: count receipts.
-        self._receipts: collections.Counter[str] = collections.Counter()
-        self.exactly_once = False
-        self.ack_deadline_seconds = 10.0  # the subscription's, read at connect
+        self._acks = ack_batcher.AckBatcher(self._acknowledge)
+        self._receipts = Receipts()
+        self.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS  # the subscription's, read at connect
 
     @property
     def _subscriber(self) -> SubscriberAsyncClient:
@@ -93,9 +82,7 @@ class PubSubSource:
     async def connect(self) -> None:
         self._client = SubscriberAsyncClient()
         subscription = await self._subscriber.get_subscription(subscription=self.subscription)
-        self.exactly_once = bool(subscription.enable_exactly_once_delivery)
-
-        self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or 10)
+        self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or DEFAULT_ACK_DEADLINE_SECONDS)
 
     async def receive(self, max_messages: int) -> list[Delivery]:
         # Pull may answer empty before its timeout even with a backlog: ask again until the whole wait has
@@ -122,12 +109,12 @@ class PubSubSource:
         for received in response._pb.received_messages:
             pubsub_message = received.message
             message_id = pubsub_message.message_id
-            self._receipts[message_id] += 1
+            receipts = self._receipts.received(message_id)
             message = Message(
                 data=pubsub_message.data,
                 message_id=message_id,
                 attributes=dict(pubsub_message.attributes),
-                delivery_attempt=received.delivery_attempt or self._receipts[message_id],
+                delivery_attempt=received.delivery_attempt or receipts,
                 ordering_key=pubsub_message.ordering_key,
             )
             deliveries.append(Delivery(message, handle=received.ack_id))
@@ -136,7 +123,7 @@ class PubSubSource:
     async def ack(self, delivery: Delivery) -> bool:
         ok = await self._acks.ack(delivery.handle)
         if ok:
-            self._receipts.pop(delivery.message.message_id, None)
+            self._receipts.forget(delivery.message.message_id)
         return ok
 
     async def _acknowledge(self, ack_ids: list[str]) -> None:
@@ -157,7 +144,7 @@ class PubSubSource:
         await self._modify_deadline([delivery.handle], 0)
 
     async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
-        if not self.dead_letter_topic:
+        if self._publisher is None:
             raise RuntimeError("no dead-letter topic is configured")
         attributes = dead_letter_headers(delivery, self.name, reason, detail)
         future = self._publisher.publish(self.dead_letter_topic, delivery.message.data, **attributes)
@@ -173,4 +160,5 @@ class PubSubSource:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.transport.close()  # type: ignore[no-untyped-call]
-        await asyncio.to_thread(self._publisher.stop)
+        if self._publisher is not None:
+            await asyncio.to_thread(self._publisher.stop)

@@ -37,7 +37,7 @@ def _attempt(incoming: AbstractIncomingMessage) -> int:
 
 class RabbitMQSource:
     name = "rabbitmq"
-    needs_lease = False
+    ack_deadline_seconds = None  # no per-message deadline (only the channel's consumer_timeout)
 
     def __init__(self, url: str, queue: str, dead_letter_exchange: str, prefetch: int) -> None:
         self._url = url
