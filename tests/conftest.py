@@ -1,3 +1,10 @@
 """Root fixtures: the local stack (devstack.fixtures) for every test folder."""
 
+import os
+
+# No test may reach Google's metadata server address (169.254.169.254): google-auth's Application Default
+# Credentials look for it unless told not to. The tests that exercise them run a stand-in on loopback.
+os.environ["NO_GCE_CHECK"] = "true"
+os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
+
 pytest_plugins = ["devstack.fixtures"]

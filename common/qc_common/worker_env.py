@@ -27,5 +27,6 @@ RABBITMQ_URL: Final = "QC_RABBITMQ_URL"  # from a Secret, never logged
 RABBITMQ_QUEUE: Final = "QC_RABBITMQ_QUEUE"
 RABBITMQ_DEAD_LETTER_EXCHANGE: Final = "QC_RABBITMQ_DEAD_LETTER_EXCHANGE"
 
-# Set by the Pub/Sub client libraries themselves; passed through for emulators.
+# Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"
+GOOGLE_APPLICATION_CREDENTIALS: Final = "GOOGLE_APPLICATION_CREDENTIALS"

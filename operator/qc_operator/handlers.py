@@ -19,6 +19,7 @@ import kopf
 from qc_common import api
 from qc_operator import errors, status
 from qc_operator import spec as spec_module
+from qc_operator.gcp import GoogleTokens
 from qc_operator.kube import Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
 from qc_operator.reconcile import Autoscaler, ensure_children
@@ -43,6 +44,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
     memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
+    memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
     logger.info("metrics on :%d/metrics", own.metrics_port)
 
@@ -101,7 +103,7 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 async def scale(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **_: Any
 ) -> None:
-    autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics)
+    autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics, memo.google_tokens)
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     while not stopped:
         interval = FIRST_TICK_INTERVAL_SECONDS

@@ -21,6 +21,7 @@ from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMis
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
+from qc_operator.sources.base import GoogleTokenSource
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
@@ -71,6 +72,7 @@ class Autoscaler:
     kube: Kube
     session: aiohttp.ClientSession
     metrics: OperatorMetrics
+    google_tokens: GoogleTokenSource
     state: scaling.ScalingState | None = None
     last_status: status.ConsumerStatus | None = None
     estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
@@ -111,7 +113,7 @@ class Autoscaler:
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
             secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
-            reader = spec.backlog.reader(secrets)
+            reader = spec.backlog.reader(secrets, self.google_tokens)
             started = time.monotonic()
             try:
                 timeout = request_timeout_seconds(spec.polling_interval_seconds)

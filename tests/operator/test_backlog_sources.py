@@ -24,7 +24,7 @@ from devstack.services import Prometheus, RabbitMQ
 from qc_common import metrics as names
 from qc_operator.errors import SourceError
 from qc_operator.http import JsonFetcher, scrape_workers
-from qc_operator.sources.base import FetchJson
+from qc_operator.sources.base import FetchJson, GoogleAuth
 from qc_operator.sources.prometheus import PromQLBacklog
 from qc_operator.sources.pubsub import PubSubBacklog
 from qc_operator.sources.rabbitmq import RabbitMQBacklog
@@ -35,6 +35,10 @@ from qc_operator.workers import ThroughputEstimator, WorkerStats, summarize
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as http:
         yield http
+
+
+async def no_google(service_account_key_json: str | None) -> str:
+    raise AssertionError("no Google token is needed here")
 
 
 @pytest.fixture
@@ -142,13 +146,15 @@ async def test_pubsub_backlog_from_the_monitoring_api(fetch: FetchJson) -> None:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        source = PubSubBacklog("proj", "orders", f"http://127.0.0.1:{port}", bearer_token="t0ken")
+        source = PubSubBacklog("proj", "orders", f"http://127.0.0.1:{port}", GoogleAuth("t0ken"), no_google)
         reading = await source.read(fetch)
         assert reading.messages == 1234
         assert reading.oldest_message_age_seconds == 95
         assert seen[0].headers["Authorization"] == "Bearer t0ken"
         assert 'resource.labels.subscription_id = "orders"' in seen[0].query["filter"]
-        unknown = PubSubBacklog("proj", "nope", f"http://127.0.0.1:{port}")
+        unknown = PubSubBacklog(
+            "proj", "nope", f"http://127.0.0.1:{port}", GoogleAuth(anonymous=True), no_google
+        )
         series.clear()
         with pytest.raises(SourceError, match="no data"):
             await unknown.read(fetch)
