@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client, config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from operator_harness import install_crd
-
 from devstack.kube import KubeControlPlane
 from devstack.process import free_port
+from tests.operator import operator_harness
 
 
 @pytest.fixture(scope="session")
 def admin(kube: KubeControlPlane) -> Iterator[client.ApiClient]:
     with config.new_client_from_config(config_file=str(kube.admin_kubeconfig)) as api_client:
-        install_crd(api_client)
+        operator_harness.install_crd(api_client)
         yield api_client
 
 
