@@ -24,11 +24,14 @@ def admin(kube: KubeControlPlane) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def run_operator(
     kube: KubeControlPlane, admin: client.ApiClient, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[], AbstractContextManager[KopfRunner]]:
-    """A context manager running the real operator in a thread (kopf's KopfRunner), as cluster-admin."""
+) -> Callable[..., AbstractContextManager[KopfRunner]]:
+    """A context manager running the real operator in a thread (kopf's KopfRunner), as cluster-admin.
+
+    `verbose=True` runs it with --verbose: kopf then logs every patch it sends, which `runner.output` holds.
+    """
     monkeypatch.setenv("KUBECONFIG", str(kube.admin_kubeconfig))
 
-    def start() -> KopfRunner:
+    def start(verbose: bool = False) -> KopfRunner:
         monkeypatch.setenv("QC_METRICS_PORT", str(free_port()))
         liveness = f"http://127.0.0.1:{free_port()}/healthz"
         args = [
@@ -39,6 +42,7 @@ def run_operator(
             liveness,
             "-m",
             "qc_operator.handlers",
+            *(["--verbose"] if verbose else []),
         ]
         return KopfRunner(args, timeout=60)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -26,7 +28,7 @@ from tests.operator.operator_harness import (
     queue_consumer,
 )
 
-RunOperator = Callable[[], AbstractContextManager[KopfRunner]]
+RunOperator = Callable[..., AbstractContextManager[KopfRunner]]
 
 
 async def set_backlog(url: str, queue: str, messages: int) -> None:
@@ -125,14 +127,20 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         "billing", queue, minReplicas=0, maxReplicas=6, messagesPerReplica=10, fallbackReplicas=2
     )
     asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 45))
-    with run_operator() as runner:
+    with run_operator(verbose=True) as runner:
         create(admin, namespace, body)
         wait_until(lambda: deployment_replicas(admin, namespace, "billing") == 5, 30, "scale out to 5")
 
-        # The source goes down (its credentials now point at a closed port): fallback, never zero.
+        # The source goes down (its credentials now point at a closed port): fallback, never zero. The new
+        # credentials carry a password of their own, which must show nowhere the operator writes or logs.
         core = client.CoreV1Api(admin)
-        dead = {"managementUrl": "aHR0cDovL2d1ZXN0Omd1ZXN0QDEyNy4wLjAuMTox"}  # http://guest:guest@127.0.0.1:1
-        core.patch_namespaced_secret("rabbitmq", namespace, {"data": dead})
+        password = f"pw-{uuid.uuid4().hex}"
+        dead = {
+            "url": f"amqp://guest:{password}@127.0.0.1:1/",
+            "managementUrl": f"http://guest:{password}@127.0.0.1:1",
+        }
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in dead.items()}
+        core.patch_namespaced_secret("rabbitmq", namespace, {"data": encoded})
         wait_until(lambda: deployment_replicas(admin, namespace, "billing") == 2, 30, "fallback replicas")
         has_fallback = lambda b: is_true(b, "Fallback")  # noqa: E731
         qc = wait_until(
@@ -141,9 +149,23 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         source_error = condition(qc, "SourceError")
         assert source_error is not None
         assert source_error["status"] == "True"
-        assert "127.0.0.1:1" not in source_error["message"] or "guest" not in source_error["message"]
-        warnings = [e for e in core.list_namespaced_event(namespace).items if e.reason == "SourceError"]
-        assert warnings, "no Warning event for the source error"
+        assert "127.0.0.1:1" in source_error["message"], "the condition should say which endpoint failed"
+        events = core.list_namespaced_event(namespace).items
+        warnings = [e.message for e in events if e.reason == "SourceError"]
+        assert any("127.0.0.1:1" in m for m in warnings), f"no Warning event for the source error: {warnings}"
+        deployment = client.AppsV1Api(admin).read_namespaced_deployment("billing-worker", namespace)
+        worker_env_vars = {e.name: e for e in deployment.spec.template.spec.containers[0].env}
+        url_ref = worker_env_vars[worker_env.RABBITMQ_URL]
+        assert url_ref.value is None, "the broker URL is copied into the Deployment instead of referenced"
+        secret_ref = url_ref.value_from.secret_key_ref
+        assert (secret_ref.name, secret_ref.key) == ("rabbitmq", "url")
+        written = {
+            "the QueueConsumer status": json.dumps(qc["status"]),
+            "the Events": json.dumps(admin.sanitize_for_serialization(events)),
+            "the Deployment": json.dumps(admin.sanitize_for_serialization(deployment)),
+        }
+        for where, text in written.items():
+            assert password not in text, f"the RabbitMQ password shows in {where}"
 
         # Pause: hold a given count whatever the backlog says.
         custom = client.CustomObjectsApi(admin)
@@ -153,6 +175,9 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         has_paused = lambda b: is_true(b, "Paused")  # noqa: E731
         wait_until(lambda: qc_where(admin, namespace, "billing", has_paused), 10, "the Paused condition")
     assert runner.exception is None
+    # Nor in the operator's log (what `kubectl logs` shows), at --verbose, where kopf logs what it patches.
+    assert namespace in runner.output, "the operator's log was not captured"
+    assert password not in runner.output, "the RabbitMQ password shows in the operator's log"
 
 
 def test_bad_input_sets_a_condition_and_scales_nothing(
