@@ -15,7 +15,7 @@ bootstrap: ## install Debian packages, the virtualenv and the Go-built binaries 
 lint: bootstrap ## ruff, mypy --strict and the import rules
 	$(VENV)/bin/ruff check common operator worker devstack tests benchmarks
 	$(VENV)/bin/ruff format --check common operator worker devstack tests benchmarks
-	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack
+	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack benchmarks
 	$(VENV)/bin/lint-imports
 
 test: lint ## everything: lint, then the whole pytest suite against the real local stack
