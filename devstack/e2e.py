@@ -16,7 +16,6 @@ import random
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from google.cloud import pubsub_v1
 from kubernetes import client, config
 
-from devstack import traffic
+from devstack import scrape, traffic
 from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
 from devstack.kubelet import LocalKubelet
@@ -33,7 +32,7 @@ from devstack.monitoring_standin import MonitoringStandIn
 from devstack.process import free_port, stop_process_group
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 from devstack.timeline import Sample, Timeline
-from qc_common import api
+from qc_common import api, worker_env
 
 NAMESPACE, RELEASE, RELEASE_NAMESPACE = "demo", "qc", "qc-system"
 OPERATOR_SERVICE_ACCOUNT = "qc-queue-consumer-operator"
@@ -226,7 +225,7 @@ class EndToEnd:
         }
         env = [
             {"name": "PUBSUB_EMULATOR_HOST", "value": self.pubsub.host},
-            {"name": "QC_LEASE_SECONDS", "value": "10"},
+            {"name": worker_env.LEASE_SECONDS, "value": "10"},
         ]
         return {
             "apiVersion": api.API_VERSION,
@@ -363,13 +362,8 @@ class EndToEnd:
         assert self.kubelet is not None
         total = 0.0
         for _, port in self.kubelet.metrics_ports().values():
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r,
-            ):
-                for line in r.read().decode().splitlines():
-                    if line.startswith(name):
-                        total += float(line.rsplit(" ", 1)[1])
+            with contextlib.suppress(OSError):
+                total += scrape.sample_sum(scrape.fetch(f"http://127.0.0.1:{port}/metrics", 2), name)
         return total
 
     def stop(self) -> None:

@@ -1,4 +1,5 @@
-"""Root fixtures: the local stack (devstack.fixtures) for every test folder."""
+"""Root fixtures: the local stack (devstack.fixtures) for every test folder, and pytester for the tests of
+that plugin itself (tests/devstack)."""
 
 import os
 
@@ -7,4 +8,4 @@ import os
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
-pytest_plugins = ["devstack.fixtures"]
+pytest_plugins = ["devstack.fixtures", "pytester"]

@@ -13,16 +13,22 @@ import yaml
 from devstack import manifests
 
 CHART = manifests.CHART
-VALUE_SETS: dict[str, list[str]] = {
+# Named sets of `--set` values, each rendered and validated.
+VALUES: dict[str, list[str]] = {
     "defaults": [],
-    "namespaced": ["--set", "watch.allNamespaces=false", "--set", "watch.namespaces[0]=team-a",
-                   "--set", "watch.namespaces[1]=team-b"],
-    "ha-with-peering": ["--set", "operator.replicas=2", "--set", "peering.enabled=true"],
-    "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
-                   "--set", "metrics.workerPodMonitor.enabled=true", "--set", "dashboards.enabled=true"],
-    "no-crds": ["--set", "crds.install=false", "--set", "serviceAccount.create=false",
-                "--set", "serviceAccount.name=existing"],
-}  # fmt: skip
+    "namespaced": ["watch.allNamespaces=false", "watch.namespaces[0]=team-a", "watch.namespaces[1]=team-b"],
+    "ha-with-peering": ["operator.replicas=2", "peering.enabled=true"],
+    "monitoring": [
+        "metrics.serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "metrics.workerPodMonitor.enabled=true",
+        "dashboards.enabled=true",
+    ],
+    "no-crds": ["crds.install=false", "serviceAccount.create=false", "serviceAccount.name=existing"],
+}
+VALUE_SETS: dict[str, list[str]] = {
+    name: [arg for value in values for arg in ("--set", value)] for name, values in VALUES.items()
+}
 # No schema ships for the Prometheus operator's kinds; they are checked for shape below instead.
 PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
@@ -32,8 +38,8 @@ def helm(helm_binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(helm_binary: Path, extra: list[str]) -> list[dict[str, Any]]:
-    result = helm(helm_binary, "template", "qc", str(CHART), "-n", "qc-system", "--kube-version",
-                  manifests.KUBE_VERSION, *extra)  # fmt: skip
+    chart = ["qc", str(CHART), "-n", "qc-system", "--kube-version", manifests.KUBE_VERSION]
+    result = helm(helm_binary, "template", *chart, *extra)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -62,9 +68,11 @@ def test_operator_pod_is_locked_down(helm_binary: Path) -> None:
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
-    }  # fmt: skip
+    }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"]
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +31,7 @@ def test_dockerfile_runs_as_non_root_and_pins_its_base() -> None:
     assert "pip install" not in final_stage, "no installs (and no build tools) in the final stage"
 
 
+@pytest.mark.slow  # builds a wheel and installs every pinned dependency into a fresh virtualenv
 def test_install_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -50,6 +53,7 @@ def test_install_steps_in_a_clean_virtualenv(tmp_path: Path) -> None:
     # The wheel carries the three packages and nothing from the development tree.
     names = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import qc_common, qc_operator, qc_worker, sys; print('ok')"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert names.stdout.strip() == "ok", names.stderr

@@ -20,16 +20,29 @@ from devstack.e2e import EndToEnd, RunConfig, RunResult
 from devstack.kube import KubeControlPlane
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DASHBOARDS = Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/dashboards"
-CONFIG = RunConfig(messages_per_consumer=600, work_seconds=0.2, concurrency=4, max_replicas=4, chaos_kills=2,
-                   scale_down_window_seconds=3, cooldown_seconds=8, timeout_seconds=240)  # fmt: skip
+CONFIG = RunConfig(
+    messages_per_consumer=600,
+    work_seconds=0.2,
+    concurrency=4,
+    max_replicas=4,
+    chaos_kills=2,
+    scale_down_window_seconds=3,
+    cooldown_seconds=8,
+    timeout_seconds=240,
+)
 
 
 @pytest.fixture(scope="module")
 def run(
-    kube: KubeControlPlane, rabbitmq: RabbitMQ, pubsub_emulator: PubSubEmulator, prometheus: Prometheus,
-    helm_binary: Path, tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[RunResult, EndToEnd]]:  # fmt: skip
+    kube: KubeControlPlane,
+    rabbitmq: RabbitMQ,
+    pubsub_emulator: PubSubEmulator,
+    prometheus: Prometheus,
+    helm_binary: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunResult, EndToEnd]]:
     workdir = tmp_path_factory.mktemp("e2e")
     end_to_end = EndToEnd(kube, rabbitmq, pubsub_emulator, prometheus, helm_binary, workdir, CONFIG)
     end_to_end.start()

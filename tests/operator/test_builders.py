@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from specs import PUBSUB_SPEC, body, spec
-
 from qc_common import api, worker_env
 from qc_operator import builders
 from qc_operator.spec import parse
+from tests.operator.specs import PUBSUB_SPEC, body, spec
 
 
 def env_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

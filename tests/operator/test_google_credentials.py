@@ -28,11 +28,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
-from operator_harness import condition, create, create_secret, eventually, get_qc, new_namespace
 
 from devstack.kube import KubeControlPlane
+from devstack.polling import wait_until
 from devstack.process import ManagedProcess, free_port
 from qc_common import api
+from tests.operator.operator_harness import condition, create, create_secret, get_qc, new_namespace
 
 TOKEN_LIFETIME_SECONDS = 230
 UNDELIVERED = 1234
@@ -187,7 +188,7 @@ def test_the_operator_reads_cloud_monitoring_with_refreshed_adc_and_key_credenti
         def reading(name: str) -> bool:
             return (get_qc(admin, namespace, name).get("status") or {}).get("backlog") == UNDELIVERED
 
-        eventually(lambda: reading("adc") and reading("key"), 60, "both backlogs read")
+        wait_until(lambda: reading("adc") and reading("key"), 60, "both backlogs read")
         started = time.monotonic()
         while time.monotonic() - started < 15:  # three token lifetimes as google-auth counts them
             for name in ("adc", "key"):

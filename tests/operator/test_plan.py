@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from specs import spec
 
 from qc_common import api
 from qc_operator import scaling
@@ -12,6 +11,7 @@ from qc_operator.sources.base import BacklogReading
 from qc_operator.spec import QueueConsumerSpec, parse
 from qc_operator.status import ConsumerStatus
 from qc_operator.workers import WorkerStats
+from tests.operator.specs import spec
 
 NOW = "2026-12-02T08:00:00Z"
 IDLE = WorkerStats({}, 0.0, None, None, None)
