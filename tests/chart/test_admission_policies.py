@@ -135,6 +135,28 @@ def test_operator_cannot_write_deployments_no_queueconsumer_owns(
     assert "may only write services" in forbidden(lambda: core.create_namespaced_service(namespace, service))
 
 
+def test_scale_fence_knows_a_worker_deployment_by_name_and_selector_only(
+    admin: client.ApiClient, as_operator: client.ApiClient, namespace: str, enforced: None
+) -> None:
+    """The Scale object carries no owner: the fence is the name `<consumer>-worker` plus that consumer's
+    worker selector. This test pins the documented gap: a look-alike made by someone who may create
+    Deployments passes (only its replica count can change, and its pods are labelled as workers)."""
+    apps, operator_apps = client.AppsV1Api(admin), client.AppsV1Api(as_operator)
+    scale = {"spec": {"replicas": 1}}
+    apps.create_namespaced_deployment(namespace, deployment("payments-worker", PLAIN_POD_SPEC))
+    message = forbidden(
+        lambda: operator_apps.patch_namespaced_deployment_scale("payments-worker", namespace, scale)
+    )
+    assert "may only scale worker Deployments" in message  # the name alone is not enough
+    worker_selector = builders.selector("lookalike")
+    look_alike = deployment("lookalike-worker", PLAIN_POD_SPEC)
+    look_alike["spec"]["selector"] = {"matchLabels": worker_selector}
+    look_alike["spec"]["template"]["metadata"]["labels"] = worker_selector
+    apps.create_namespaced_deployment(namespace, look_alike)
+    operator_apps.patch_namespaced_deployment_scale("lookalike-worker", namespace, scale)
+    assert apps.read_namespaced_deployment("lookalike-worker", namespace).spec.replicas == 1
+
+
 async def test_operator_writes_what_a_queueconsumer_owns(
     admin: client.ApiClient, as_operator: client.ApiClient, namespace: str, consumer: dict[str, Any],
     enforced: None,
