@@ -25,6 +25,15 @@ VALUES: dict[str, list[str]] = {
         "dashboards.enabled=true",
     ],
     "no-crds": ["crds.install=false", "serviceAccount.create=false", "serviceAccount.name=existing"],
+    "no-admission-policies": ["admissionPolicies.enabled=false"],
+    "host-access-allowed": [
+        "admissionPolicies.podSecurity.allowPrivileged=true",
+        "admissionPolicies.requireSecretAccess=false",
+    ],
+    "narrow": [
+        "rbac.secretNames[0]=rabbitmq",
+        "admissionPolicies.podSecurity.allowedCapabilities[0]=NET_BIND_SERVICE",
+    ],
 }
 VALUE_SETS: dict[str, list[str]] = {
     name: [arg for value in values for arg in ("--set", value)] for name, values in VALUES.items()
@@ -113,6 +122,11 @@ def test_no_rule_grants_delete_or_wildcards(helm_binary: Path) -> None:
         (["--set", "operator.metricsPort=70000"], "/operator/metricsPort"),
         (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
         (
+            ["--set", "admissionPolicies.podSecurity.allowedCapabilities[0]=net_admin"],
+            "/admissionPolicies/podSecurity/allowedCapabilities/0",
+        ),
+        (["--set", "rbac.secretNames[0]=Not A Name"], "/rbac/secretNames/0"),
+        (
             ["--set", "watch.namespaces[0]=Not_A_Namespace", "--set", "watch.allNamespaces=false"],
             "/watch/namespaces/0",
         ),
@@ -124,6 +138,52 @@ def test_values_schema_rejects_bad_values(helm_binary: Path, values: list[str], 
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_admission_policies_follow_their_values(helm_binary: Path) -> None:
+    def policies(name: str) -> dict[str, dict[str, Any]]:
+        documents = render(helm_binary, VALUE_SETS[name])
+        bindings = {
+            d["spec"]["policyName"] for d in documents if d["kind"] == "ValidatingAdmissionPolicyBinding"
+        }
+        found = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ValidatingAdmissionPolicy"}
+        assert set(found) == bindings, name  # every policy bound, every binding to a policy
+        for policy in found.values():
+            assert policy["spec"]["failurePolicy"] == "Fail"
+        return {key.removeprefix("qc-queue-consumer-operator-"): value for key, value in found.items()}
+
+    assert set(policies("defaults")) == {
+        "operator-pod-updates", "operator-owned-objects", "operator-worker-pod-security",
+        "operator-worker-scale", "queueconsumer-spec",
+    }  # fmt: skip
+    assert policies("no-admission-policies") == {}
+    # Host access allowed and no Secret check: nothing left to say about QueueConsumers.
+    assert set(policies("host-access-allowed")) == {
+        "operator-pod-updates",
+        "operator-owned-objects",
+        "operator-worker-scale",
+    }
+    narrow = policies("narrow")
+    expressions = [v["expression"] for v in narrow["queueconsumer-spec"]["spec"]["validations"]]
+    assert any('["NET_BIND_SERVICE"]' in e for e in expressions)
+    username = "request.userInfo.username == 'system:serviceaccount:qc-system:qc-queue-consumer-operator'"
+    for name in ("operator-pod-updates", "operator-owned-objects", "operator-worker-scale"):
+        assert narrow[name]["spec"]["matchConditions"] == [
+            {"name": "is-the-operator", "expression": username}
+        ]
+    secrets = [r for d in render(helm_binary, VALUE_SETS["narrow"]) for r in d.get("rules", [])
+               if r["resources"] == ["secrets"]]  # fmt: skip
+    assert secrets == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rabbitmq"], "verbs": ["get"]}
+    ]
+
+
+def test_no_rule_lets_the_operator_enumerate_secrets(helm_binary: Path) -> None:
+    for name, extra in VALUE_SETS.items():
+        for doc in render(helm_binary, extra):
+            for rule in doc.get("rules", []):
+                if "secrets" in rule["resources"]:
+                    assert rule["verbs"] == ["get"], name
 
 
 def test_manifests_are_generated_from_the_chart(helm_binary: Path) -> None:

@@ -19,53 +19,16 @@ from devstack.polling import wait_until
 from devstack.process import free_port
 from devstack.services import RabbitMQ
 from qc_common import api
+from tests.chart.chart_harness import NAMESPACE, RELEASE, helm, install
 from tests.operator.operator_harness import queue_consumer
 
-RELEASE, NAMESPACE = "qc", "qc-system"
 EXAMPLES = manifests.OUTPUT.parent / "examples"
-
-
-def helm(helm_binary: Path, kube: KubeControlPlane, *args: str) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kube.admin_kubeconfig), "HELM_CACHE_HOME": "/tmp/helm-cache"}
-    result = subprocess.run([str(helm_binary), *args], capture_output=True, text=True, env=env, timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def adopt_existing_crd(admin: client.ApiClient) -> None:
-    """Mark a CRD created without helm (by `kubectl apply`, or by another suite on this shared apiserver)
-    as the release's, as the README tells users who switch to helm; helm refuses to install over it else."""
-    marks = {
-        "metadata": {
-            "labels": {"app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {
-                "meta.helm.sh/release-name": RELEASE,
-                "meta.helm.sh/release-namespace": NAMESPACE,
-            },
-        }
-    }
-    try:
-        client.ApiextensionsV1Api(admin).patch_custom_resource_definition(api.CRD_NAME, marks)
-    except client.ApiException as error:
-        if error.status != 404:
-            raise
 
 
 @pytest.fixture(scope="module")
 def installed(helm_binary: Path, kube: KubeControlPlane) -> client.ApiClient:
     admin = config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
-    adopt_existing_crd(admin)
-    release = [RELEASE, str(manifests.CHART), "-n", NAMESPACE]
-    helm(
-        helm_binary,
-        kube,
-        "upgrade",
-        "--install",
-        *release,
-        "--create-namespace",
-        "--set",
-        "operator.verbose=true",
-    )
+    install(helm_binary, kube, admin, "--set", "operator.verbose=true")
     return admin
 
 
@@ -167,6 +130,11 @@ def test_operator_works_with_only_the_charts_permissions(
             ("delete", "", "pods"),
             ("create", "", "secrets"),
             ("update", "", "secrets"),
+            ("list", "", "secrets"),
+            ("watch", "", "secrets"),
+            ("delete", "", "services"),
+            ("update", "", "pods"),
+            ("create", "", "pods"),
             ("create", "rbac.authorization.k8s.io", "roles"),
             ("delete", "apiextensions.k8s.io", "customresourcedefinitions"),
         ]
