@@ -48,5 +48,16 @@ def install(helm_binary: Path, kube: KubeControlPlane, admin: client.ApiClient, 
     """`helm upgrade --install` the chart as RELEASE with only `values` (--set ...) over the defaults
     (--reset-values: without values helm would reuse the previous release's)."""
     adopt_existing_crd(admin)
-    helm(helm_binary, kube, "upgrade", "--install", RELEASE, str(manifests.CHART), "-n", NAMESPACE,
-         "--create-namespace", "--reset-values", *values)  # fmt: skip
+    helm(
+        helm_binary,
+        kube,
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(manifests.CHART),
+        "-n",
+        NAMESPACE,
+        "--create-namespace",
+        "--reset-values",
+        *values,
+    )

@@ -153,9 +153,12 @@ def test_admission_policies_follow_their_values(helm_binary: Path) -> None:
         return {key.removeprefix("qc-queue-consumer-operator-"): value for key, value in found.items()}
 
     assert set(policies("defaults")) == {
-        "operator-pod-updates", "operator-owned-objects", "operator-worker-pod-security",
-        "operator-worker-scale", "queueconsumer-spec",
-    }  # fmt: skip
+        "operator-pod-updates",
+        "operator-owned-objects",
+        "operator-worker-pod-security",
+        "operator-worker-scale",
+        "queueconsumer-spec",
+    }
     assert policies("no-admission-policies") == {}
     # Host access allowed and no Secret check: nothing left to say about QueueConsumers.
     assert set(policies("host-access-allowed")) == {
@@ -171,8 +174,12 @@ def test_admission_policies_follow_their_values(helm_binary: Path) -> None:
         assert narrow[name]["spec"]["matchConditions"] == [
             {"name": "is-the-operator", "expression": username}
         ]
-    secrets = [r for d in render(helm_binary, VALUE_SETS["narrow"]) for r in d.get("rules", [])
-               if r["resources"] == ["secrets"]]  # fmt: skip
+    secrets = [
+        r
+        for d in render(helm_binary, VALUE_SETS["narrow"])
+        for r in d.get("rules", [])
+        if r["resources"] == ["secrets"]
+    ]
     assert secrets == [
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rabbitmq"], "verbs": ["get"]}
     ]

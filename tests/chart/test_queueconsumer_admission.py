@@ -113,17 +113,23 @@ def test_queueconsumer_names_only_secrets_its_author_may_read(
 
 
 def _names_only_readable_secrets(
-    custom: client.CustomObjectsApi, rbac: client.RbacAuthorizationV1Api, namespace: str, user: str,
+    custom: client.CustomObjectsApi,
+    rbac: client.RbacAuthorizationV1Api,
+    namespace: str,
+    user: str,
     binding: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     body = queue_consumer("borrowed", "q")  # names the Secret "rabbitmq"
     refusal = forbidden(
         lambda: custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, body)
     )
     assert f"{user} may not get all the Secrets it names (rabbitmq, rabbitmq) in {namespace}" in refusal
-    reader = {"metadata": {"name": f"{user}-secret"},
-              "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rabbitmq"],
-                         "verbs": ["get"]}]}  # fmt: skip
+    reader = {
+        "metadata": {"name": f"{user}-secret"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rabbitmq"], "verbs": ["get"]}
+        ],
+    }
     rbac.create_namespaced_role(namespace, reader)
     binding["metadata"] = {"name": f"{user}-secret"}
     binding["roleRef"] = {**binding["roleRef"], "name": f"{user}-secret"}  # type: ignore[dict-item]
@@ -141,9 +147,14 @@ def _names_only_readable_secrets(
 
 
 def test_allow_privileged_value_lets_host_access_through(
-    helm_binary: Path, kube: KubeControlPlane, admin: client.ApiClient, as_operator: client.ApiClient,
-    namespace: str, consumer: dict[str, Any], enforced: None,
-) -> None:  # fmt: skip
+    helm_binary: Path,
+    kube: KubeControlPlane,
+    admin: client.ApiClient,
+    as_operator: client.ApiClient,
+    namespace: str,
+    consumer: dict[str, Any],
+    enforced: None,
+) -> None:
     custom = client.CustomObjectsApi(admin)
     body = queue_consumer("host-allowed", "q")
     body["spec"]["worker"]["podTemplate"] = {"spec": {"hostNetwork": True, "hostPID": True}}
