@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ class DeploymentState:
     pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
     controller_uid: str | None  # the uid of the object controlling it (ours: the QueueConsumer's)
     spec_hash: str | None  # the pod template's hash annotation, as builders.pod_template wrote it
-    body: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    model: Any = field(repr=False, compare=False, default=None)  # as read; turned into a body only to replace
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class Kube:
     async def replace_pod_template(self, current: DeploymentState, desired: dict[str, Any]) -> None:
         """Roll the pods: the whole template is replaced (a field removed from the spec goes), our labels
         set, and everything else of the Deployment (replicas above all: the scaler's) kept as it is."""
-        body = copy.deepcopy(current.body)
+        body: dict[str, Any] = self.api_client.sanitize_for_serialization(current.model)  # type: ignore[no-untyped-call]
         body["spec"]["template"] = desired["spec"]["template"]
         body["metadata"]["labels"] = {
             **(body["metadata"].get("labels") or {}),
@@ -189,7 +188,7 @@ class Kube:
             pods=int(deployment.status.replicas or 0),
             controller_uid=controller_uid(deployment.metadata.owner_references),
             spec_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
-            body=self.api_client.sanitize_for_serialization(deployment),  # type: ignore[no-untyped-call]
+            model=deployment,
         )
 
     async def _write(self, what: str, call: Any, *args: Any) -> Any:

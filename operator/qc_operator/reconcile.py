@@ -43,16 +43,25 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
     return await ensure_deployment(kube, body, spec)
 
 
+def desired_deployment(body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
+    initial = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
+    return builders.deployment(body, spec, int(initial) if isinstance(initial, int) else 0)
+
+
 async def ensure_deployment(
-    kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec, current: DeploymentState | None = None
+    kube: Kube,
+    body: dict[str, Any],
+    spec: QueueConsumerSpec,
+    current: DeploymentState | None = None,
+    desired: dict[str, Any] | None = None,
 ) -> DeploymentState:
     """Create the Deployment, or replace its pod template when the spec's hash changed (`current`: the
-    state just read, if the caller has it). Never touches the replicas of an existing Deployment."""
+    state just read, `desired`: what the spec builds, if the caller has them). Never touches the replicas
+    of an existing Deployment."""
     meta = body["metadata"]
     name = builders.worker_name(meta["name"])
     current = current or await kube.deployment_state(meta["namespace"], name)
-    initial = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
-    desired = builders.deployment(body, spec, int(initial) if isinstance(initial, int) else 0)
+    desired = desired or desired_deployment(body, spec)
     if current is None:
         await kube.create_deployment(desired)
         current = await kube.deployment_state(meta["namespace"], name)
@@ -79,6 +88,7 @@ class Autoscaler:
     # Wall-clock time minus monotonic time, fixed for the process: the status's times then do not jitter
     # from tick to tick (a jitter would change the status, and cost a write, at steady state).
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
+    desired_for: tuple[Any, dict[str, Any]] | None = None  # (generation, the Deployment it builds)
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -98,6 +108,14 @@ class Autoscaler:
         self.state = the_plan.state
         return the_plan.events
 
+    def _desired(self, body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
+        """The Deployment the spec builds, built once per generation (a tick would otherwise hash the pod
+        template again every interval for every QueueConsumer)."""
+        generation = body["metadata"].get("generation")
+        if self.desired_for is None or self.desired_for[0] != generation:
+            self.desired_for = (generation, desired_deployment(body, spec))
+        return self.desired_for[1]
+
     async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -107,7 +125,7 @@ class Autoscaler:
         if deployment is None:  # deleted by someone, or not created yet: heal all the children
             deployment = await ensure_children(self.kube, body, spec)
         else:
-            deployment = await ensure_deployment(self.kube, body, spec, deployment)
+            deployment = await ensure_deployment(self.kube, body, spec, deployment, self._desired(body, spec))
 
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
