@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
@@ -11,6 +12,7 @@ from kubernetes import client, config
 
 from devstack.kube import KubeControlPlane
 from devstack.process import free_port
+from tests.chart import chart_harness
 from tests.operator import operator_harness
 
 
@@ -21,6 +23,16 @@ def admin(kube: KubeControlPlane) -> Iterator[client.ApiClient]:
         yield api_client
 
 
+@pytest.fixture(scope="session")
+def chart_service_account_kubeconfig(
+    helm_binary: Path, kube: KubeControlPlane, admin: client.ApiClient
+) -> Path:
+    """The chart installed with its defaults (its RBAC and admission policies), and a kubeconfig for the
+    operator's ServiceAccount: the operator then has exactly the permissions users give it."""
+    chart_harness.install(helm_binary, kube, admin)
+    return kube.service_account_kubeconfig(chart_harness.NAMESPACE, chart_harness.OPERATOR_SERVICE_ACCOUNT)
+
+
 @pytest.fixture
 def run_operator(
     kube: KubeControlPlane, admin: client.ApiClient, monkeypatch: pytest.MonkeyPatch
@@ -29,7 +41,21 @@ def run_operator(
 
     `verbose=True` runs it with --verbose: kopf then logs every patch it sends, which `runner.output` holds.
     """
-    monkeypatch.setenv("KUBECONFIG", str(kube.admin_kubeconfig))
+    return operator_runner(kube.admin_kubeconfig, monkeypatch)
+
+
+@pytest.fixture
+def run_operator_as_chart(
+    chart_service_account_kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., AbstractContextManager[KopfRunner]]:
+    """As `run_operator`, as the chart's ServiceAccount under the chart's RBAC and admission policies."""
+    return operator_runner(chart_service_account_kubeconfig, monkeypatch)
+
+
+def operator_runner(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., AbstractContextManager[KopfRunner]]:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
 
     def start(verbose: bool = False) -> KopfRunner:
         monkeypatch.setenv("QC_METRICS_PORT", str(free_port()))

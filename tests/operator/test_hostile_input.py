@@ -1,6 +1,7 @@
 """Hostile input on the real apiserver: what the schema can say, the API server refuses with its message;
 what it cannot, the operator turns into a named condition and a Warning Event, never a traceback loop —
-while a healthy neighbour keeps scaling, and objects it does not own are never touched.
+while a healthy neighbour keeps scaling, and objects it does not own are never touched. The operator runs
+as the chart's ServiceAccount, under the chart's RBAC and admission policies.
 
 The odd backlog answers come from a local HTTP server playing a PromQL endpoint gone wrong (NaN, a 5 MiB
 answer, no answer at all, not JSON); everything else is the real apiserver and RabbitMQ.
@@ -183,7 +184,7 @@ def foreign_deployment(namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_scaling(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, odd_source: str, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, odd_source: str, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "hostile", backlog=30)
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
@@ -240,7 +241,7 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
     paused_badly["metadata"]["annotations"] = {api.PAUSED_REPLICAS_ANNOTATION: "²"}
     paused_high = renamed(with_scaling(base, maxReplicas=3), "paused-high")
     paused_high["metadata"]["annotations"] = {api.PAUSED_REPLICAS_ANNOTATION: "40"}
-    with run_operator() as runner:
+    with run_operator_as_chart() as runner:
         create(admin, namespace, renamed(base, "neighbour"))
         for body, outcome in accepted:
             create(admin, namespace, body)
@@ -296,7 +297,7 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
 
 
 def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_come_back(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "owned", backlog=0)
     body = queue_consumer("orders", queue)
@@ -316,7 +317,7 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
                 return set()
             raise
 
-    with run_operator() as runner:
+    with run_operator_as_chart() as runner:
         create(admin, namespace, body)
         wait_until(lambda: "EXTRA" in env_names(), 30, "the Deployment with the spec's env")
         assert pod_spec().node_selector == {"pool": "workers"}
@@ -351,7 +352,7 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
 
 
 def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "restart", backlog=40)
     window_seconds, cooldown_seconds = 30, 25
@@ -371,21 +372,21 @@ def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing
             assert replicas() == count, f"left {count} replicas {deadline - time.monotonic():.0f} s too early"
             time.sleep(0.5)
 
-    with run_operator() as first:
+    with run_operator_as_chart() as first:
         create(admin, namespace, body)
         wait_until(lambda: replicas() == 4, 30, "scale out to 4")
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 10))  # now asks for 1, held by the window
         time.sleep(8)  # the new backlog reaches the management API and a few ticks see it
     assert first.exception is None
     window_started = time.monotonic() - 8
-    with run_operator() as second:  # a new process: a new monotonic clock, only the status to go on
+    with run_operator_as_chart() as second:  # a new process: a new monotonic clock, only the status to go on
         holds(4, window_seconds - (time.monotonic() - window_started) - 4)
         wait_until(lambda: replicas() == 1, 30, "scale in to 1 once the window has passed")
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
         time.sleep(8)
     assert second.exception is None
     idle_since = time.monotonic() - 8
-    with run_operator() as third:
+    with run_operator_as_chart() as third:
         holds(1, cooldown_seconds - (time.monotonic() - idle_since) - 4)
         wait_until(lambda: replicas() == 0, 40, "cool down to 0 once the cooldown has passed")
     assert third.exception is None

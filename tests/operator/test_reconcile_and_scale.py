@@ -134,9 +134,14 @@ def test_source_failure_uses_fallback_replicas_and_pause_annotations_are_honoure
         assert source_error is not None
         assert source_error["status"] == "True"
         assert "127.0.0.1:1" in source_error["message"], "the condition should say which endpoint failed"
+
+        def source_error_warnings() -> list[str]:
+            events = core.list_namespaced_event(namespace).items
+            return [e.message for e in events if e.reason == "SourceError" and "127.0.0.1:1" in e.message]
+
+        # kopf posts Events from a queue of its own: the Warning may follow the status by a moment.
+        wait_until(source_error_warnings, 10, "a Warning Event naming the failed endpoint")
         events = core.list_namespaced_event(namespace).items
-        warnings = [e.message for e in events if e.reason == "SourceError"]
-        assert any("127.0.0.1:1" in m for m in warnings), f"no Warning event for the source error: {warnings}"
         deployment = client.AppsV1Api(admin).read_namespaced_deployment("billing-worker", namespace)
         worker_env_vars = {e.name: e for e in deployment.spec.template.spec.containers[0].env}
         url_ref = worker_env_vars[worker_env.RABBITMQ_URL]
