@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import http.server
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +147,22 @@ def namespace_with_queue(
     management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
     create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
     return namespace, queue
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in HTTP handler that keeps the test output clean."""
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A stand-in HTTP server on a free loopback port, in threads, for the block: its host:port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -13,7 +13,6 @@ for about 5 s and the run sees several refreshes of each kind.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import sys
@@ -33,13 +32,21 @@ from devstack.kube import KubeControlPlane
 from devstack.polling import wait_until
 from devstack.process import ManagedProcess, free_port
 from qc_common import api
-from tests.operator.operator_harness import condition, create, create_secret, get_qc, new_namespace
+from tests.operator.operator_harness import (
+    QuietHandler,
+    condition,
+    create,
+    create_secret,
+    get_qc,
+    new_namespace,
+    serving,
+)
 
 TOKEN_LIFETIME_SECONDS = 230
 UNDELIVERED = 1234
 
 
-class GoogleStandIn(http.server.BaseHTTPRequestHandler):
+class GoogleStandIn(QuietHandler):
     """Metadata server + token endpoint + Monitoring API in one loopback server (the class keeps its log)."""
 
     issued: ClassVar[dict[str, float]] = {}  # token -> expiry (wall clock)
@@ -63,7 +70,7 @@ class GoogleStandIn(http.server.BaseHTTPRequestHandler):
             self.issued[token] = time.time() + TOKEN_LIFETIME_SECONDS
         return {"access_token": token, "expires_in": TOKEN_LIFETIME_SECONDS, "token_type": "Bearer"}
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         path = urllib.parse.urlsplit(self.path).path
         flavor = {"Metadata-Flavor": "Google"}
         if path in ("", "/", "/computeMetadata/v1/"):  # google-auth's "are we on GCE" ping
@@ -95,7 +102,7 @@ class GoogleStandIn(http.server.BaseHTTPRequestHandler):
         point = {"value": {"int64Value": str(UNDELIVERED)}}
         self._json(200, {"timeSeries": [{"points": [point]}]})
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
         length = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(length).decode())
         if (
@@ -106,17 +113,11 @@ class GoogleStandIn(http.server.BaseHTTPRequestHandler):
             return
         self._json(200, self._issue("key"))
 
-    def log_message(self, *args: Any) -> None:
-        return None
-
 
 @pytest.fixture
 def google_standin() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), GoogleStandIn)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(GoogleStandIn) as address:
+        yield address
 
 
 def service_account_key(token_uri: str) -> str:

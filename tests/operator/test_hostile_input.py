@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import http.server
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -28,6 +26,7 @@ from devstack.polling import WaitTimeout, wait_until
 from devstack.services import RabbitMQ
 from qc_common import api
 from tests.operator.operator_harness import (
+    QuietHandler,
     condition,
     create,
     create_secret,
@@ -35,6 +34,7 @@ from tests.operator.operator_harness import (
     get_qc,
     namespace_with_queue,
     queue_consumer,
+    serving,
     set_backlog,
 )
 
@@ -124,10 +124,10 @@ def rejected_cases(base: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
     ]
 
 
-class OddSource(http.server.BaseHTTPRequestHandler):
+class OddSource(QuietHandler):
     """A PromQL endpoint gone wrong, one way per path prefix."""
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         kind = self.path.split("/")[1]
         if kind == "hang":
             time.sleep(HANG_SECONDS)
@@ -143,18 +143,11 @@ class OddSource(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        return None
-
 
 @pytest.fixture
 def odd_source() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddSource)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(OddSource) as address:
+        yield f"http://{address}"
 
 
 def promql(base: dict[str, Any], name: str, address: str) -> dict[str, Any]:
