@@ -25,6 +25,7 @@ from qc_operator.metrics import OperatorMetrics, serve
 from qc_operator.reconcile import Autoscaler, ensure_children
 from qc_operator.settings import OperatorSettings
 
+log = logging.getLogger(__name__)
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
@@ -72,6 +73,7 @@ async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, messag
     if memo.not_ready.get(key) == (reason, message):
         return
     memo.not_ready[key] = (reason, message)
+    log.warning("%s/%s: not ready (%s): %s", *key, reason, message)  # once per change, not per tick
     previous = status.ConsumerStatus.from_dict(body.get("status"))
     before = [c for c in previous.conditions if c.type == "Ready"]
     wanted = status.merge_conditions(
@@ -105,6 +107,7 @@ async def scale(
 ) -> None:
     autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics, memo.google_tokens)
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    last_unexpected = ""  # an unexpected error is logged in full once, and again only when it changes
     while not stopped:
         interval = FIRST_TICK_INTERVAL_SECONDS
         plain = copy.deepcopy(dict(body))
@@ -115,15 +118,18 @@ async def scale(
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             memo.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
             memo.metrics.reconciled(namespace, name, "ok")
+            last_unexpected = ""
         except Exception as error:  # never the end of the loop
             reason = errors.ready_reason(error)
             if reason is not None:
                 memo.metrics.reconciled(namespace, name, "invalid")
                 await report_not_ready(memo, body, reason, str(error))
                 autoscaler.last_status = None  # Ready=False was written: compare with the status anew
-            else:  # an API hiccup: logged, counted, retried next tick
+            else:  # an API hiccup: counted, retried next tick
                 memo.metrics.reconciled(namespace, name, "error")
-                logger.exception("scaling tick failed")
+                if repr(error) != last_unexpected:
+                    logger.exception("scaling tick failed (logged again only when the error changes)")
+                last_unexpected = repr(error)
         await stopped.wait(interval)
 
 
