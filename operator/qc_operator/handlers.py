@@ -20,7 +20,7 @@ from qc_common import api
 from qc_operator import errors, status
 from qc_operator import spec as spec_module
 from qc_operator.gcp import GoogleTokens
-from qc_operator.kube import Kube, make_api_client
+from qc_operator.kube import DeploymentState, Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
 from qc_operator.reconcile import Autoscaler, ensure_children
 from qc_operator.settings import OperatorSettings
@@ -101,11 +101,37 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
         await report_not_ready(memo, body, reason, str(error))
 
 
+OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
+
+
+@kopf.index("apps", "v1", "deployments", labels=OWNED)
+def worker_deployments(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], DeploymentState]:
+    """The worker Deployments as watched: a tick reads its Deployment here, not from the API (a read per
+    QueueConsumer per interval is most of what an idle operator would otherwise do)."""
+    return {(namespace or "", name): DeploymentState.from_body(body)}
+
+
+def latest(
+    index: kopf.Index[tuple[str, str], DeploymentState], namespace: str, name: str
+) -> DeploymentState | None:
+    store = index.get((namespace, name))
+    return next(iter(store), None) if store is not None else None
+
+
 @kopf.daemon(*RESOURCE, cancellation_timeout=10)
 async def scale(
-    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **_: Any
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **kwargs: Any
 ) -> None:
-    autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics, memo.google_tokens)
+    worker_deployments: kopf.Index[tuple[str, str], DeploymentState] = kwargs["worker_deployments"]
+    autoscaler = Autoscaler(
+        memo.kube,
+        memo.session,
+        memo.metrics,
+        memo.google_tokens,
+        watched=lambda namespace, name: latest(worker_deployments, namespace, name),
+    )
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     last_unexpected = ""  # an unexpected error is logged in full once, and again only when it changes
     while not stopped:
@@ -143,7 +169,6 @@ def controlling_consumer(body: kopf.Body) -> str | None:
 
 # A child deleted by hand comes back at once (the tick re-creates the Deployment itself): watched, not
 # polled, so a steady state costs no reads. Only objects carrying our managed-by label are looked at.
-OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
 
 
 @kopf.on.event("v1", "serviceaccounts", labels=OWNED)

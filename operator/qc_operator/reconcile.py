@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,8 @@ class Autoscaler:
     session: aiohttp.ClientSession
     metrics: OperatorMetrics
     google_tokens: GoogleTokenSource
+    # The worker Deployments as the operator's watch last saw them (namespace, name) -> state; None: read.
+    watched: Callable[[str, str], DeploymentState | None] | None = None
     state: scaling.ScalingState | None = None
     last_status: status.ConsumerStatus | None = None
     estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
@@ -121,7 +124,10 @@ class Autoscaler:
         namespace, name = meta["namespace"], meta["name"]
         # Every tick: the Deployment is there, ours, and shaped by the current spec (one read; a write
         # only when something differs), so a Deployment deleted or edited by hand comes back.
-        deployment = await self.kube.deployment_state(namespace, builders.worker_name(name))
+        worker_name = builders.worker_name(name)
+        # From the watch when it has it (no API read per tick), else from the API.
+        deployment = self.watched(namespace, worker_name) if self.watched else None
+        deployment = deployment or await self.kube.deployment_state(namespace, worker_name)
         if deployment is None:  # deleted by someone, or not created yet: heal all the children
             deployment = await ensure_children(self.kube, body, spec)
         else:

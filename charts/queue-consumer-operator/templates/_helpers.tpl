@@ -52,11 +52,11 @@ kinds) are fenced further by the ValidatingAdmissionPolicies in admission-polici
 - apiGroups: ["queueconsumer.io"]
   resources: ["queueconsumers/status"]
   verbs: ["patch"]
-# The worker Deployment: read every tick (there, ours, the spec hash current?), create, replace its pod
-# template (update). A deleted one is re-created by the next tick's read: no list or watch needed.
+# The worker Deployments: watched (list, watch) so a tick reads its own from memory, get when the watch has
+# not seen it yet, create, and replace its pod template (update) when the spec changed.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "list", "watch", "create", "update"]
 # Scaling goes through the scale subresource only, so the pod template is never rewritten to scale.
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
