@@ -1,3 +1,3 @@
 """Root fixtures: the local stack (devstack.fixtures) for every test folder."""
 
-pytest_plugins = ["devstack.fixtures"]
+pytest_plugins = ["devstack.node_fixtures", "devstack.fixtures"]
