@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from devstack import binaries
+from devstack import binaries, netns
 
 PROJECT_IMAGE = "localhost/queue-consumer-operator:dev"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -60,8 +60,15 @@ def _tool(name: str) -> str:
 
 
 def _run(*argv: str, cwd: Path | None = None) -> str:
+    # Builds reach the package registries: from inside the stack's namespace (no route out) they run
+    # in the network namespace the process came from.
     result = subprocess.run(
-        list(argv), cwd=cwd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, check=False
+        netns.host_command(list(argv)),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_SECONDS,
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:4])} ... failed ({result.returncode}):\n{result.stderr[-3000:]}")

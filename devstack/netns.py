@@ -28,6 +28,7 @@ API_SERVICE_ADDRESS = "10.96.0.1"
 API_SERVICE_PORT = 443
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
+_host_netns_fd: int | None = None
 
 
 class NamespaceUnavailable(RuntimeError):
@@ -80,6 +81,9 @@ def enter(name: str) -> None:
 
     Call it before any other thread starts: threads already running stay where they are.
     """
+    global _host_netns_fd
+    if _host_netns_fd is None:  # kept open: children that must reach the registries go back through it
+        _host_netns_fd = os.open("/proc/self/ns/net", os.O_RDONLY)
     fd = os.open(NETNS_DIR / name, os.O_RDONLY)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -89,6 +93,13 @@ def enter(name: str) -> None:
     finally:
         os.close(fd)
     os.environ["QC_NETNS"] = name
+
+
+def host_command(argv: list[str]) -> list[str]:
+    """`argv` run in the network namespace this process came from (for builds that reach a registry)."""
+    if current() is None or _host_netns_fd is None:
+        return argv
+    return ["nsenter", f"--net=/proc/{os.getpid()}/fd/{_host_netns_fd}", *argv]
 
 
 def delete(name: str) -> None:

@@ -210,8 +210,9 @@ class Node:
         `detached_pids`: the kubelet's and containerd's process groups when another process started them
         (`make stack-up`, then `make stack-down`).
         """
+        pod_netns = self._pod_network_namespaces()
         with contextlib.suppress(Exception):
-            self._delete_all_pods()
+            self._delete_all_pods(pod_netns)
         for process in reversed(self.processes):  # the kubelet, then containerd
             process.stop()
         self.processes.clear()
@@ -228,8 +229,23 @@ class Node:
                 Path("/proc/sys", key).write_text(value)
         self.saved_sysctls.clear()
         _remove_log_links(self.directory)
+        for path in pod_netns:  # left behind only when containerd went before it could remove them
+            if path.exists():
+                subprocess.run(["umount", str(path)], capture_output=True, check=False)
+                path.unlink(missing_ok=True)
 
-    def _delete_all_pods(self) -> None:
+    def _pod_network_namespaces(self) -> list[Path]:
+        """The network namespaces containerd made for this node's pods (/run/netns/cni-...)."""
+        paths = []
+        listing = self.ctr("containers", "ls", "-q") if self.containerd_socket.exists() else None
+        for container_id in listing.stdout.split() if listing and listing.returncode == 0 else []:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                spec = json.loads(self.ctr("containers", "info", container_id).stdout)["Spec"]
+                paths += [Path(n["path"]) for n in spec["linux"]["namespaces"]
+                          if n["type"] == "network" and n.get("path")]  # fmt: skip
+        return paths
+
+    def _delete_all_pods(self, pod_netns: list[Path]) -> None:
         """Let the kubelet stop every pod, so containerd tears their network namespaces down itself."""
         pods = json.loads(self.kube.api("GET", f"/api/v1/pods?fieldSelector=spec.nodeName={NODE_NAME}"))
         for pod in pods["items"]:
@@ -238,7 +254,9 @@ class Node:
             with contextlib.suppress(Exception):
                 self.kube.api("DELETE", path)
         deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
-        while time.monotonic() < deadline and _cgroup_pids(self.cgroup_root):
+        while time.monotonic() < deadline and (
+            _cgroup_pids(self.cgroup_root) or any(p.exists() for p in pod_netns)
+        ):
             time.sleep(0.5)
 
     def log_paths(self) -> list[Path]:

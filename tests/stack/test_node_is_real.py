@@ -36,6 +36,8 @@ except OSError:
     report["root_writable"] = False
 with open("/tmp/probe", "w") as f:
     report["tmp_writable"] = f.write("x") == 1
+os.makedirs(os.environ["MPLCONFIGDIR"], exist_ok=True)  # libraries' caches and settings: $HOME is /tmp
+report["home"] = os.environ["HOME"]
 with open("/sys/fs/cgroup/memory/memory.limit_in_bytes") as f:
     report["memory_limit_bytes"] = int(f.read())
 report["service"] = urllib.request.urlopen(os.environ["SERVICE_URL"], timeout=10).read().decode()
@@ -124,6 +126,7 @@ def test_worker_pod_runs_the_image_non_root_read_only_with_its_memory_limit(
     assert report["gid"] == builders.WORKER_USER_ID
     assert report["root_writable"] is False
     assert report["tmp_writable"] is True  # the emptyDir the builder mounts
+    assert report["home"] == "/tmp"  # the Dockerfile's HOME: writable, where /app is not
     assert report["memory_limit_bytes"] == MEMORY_LIMIT_BYTES
     assert ipaddress.ip_address(pod.status.pod_ip) in ipaddress.ip_network(netns.POD_SUBNET)
     assert report["service"] == f"hello from {pod.status.pod_ip}"
