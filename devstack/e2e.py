@@ -112,24 +112,10 @@ class EndToEnd:
 
     # --- set-up ---
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kube.admin_kubeconfig),
-               "HELM_CACHE_HOME": str(self.workdir / "helm")}  # fmt: skip
-        sets = [arg for value in CHART_IMAGE_VALUES for arg in ("--set", value)]
-        subprocess.run(
-            [str(self.helm), "upgrade", "--install", RELEASE, str(CHART),
-             "-n", RELEASE_NAMESPACE, "--create-namespace", *sets],
-            check=True, capture_output=True, env=env, timeout=180,
-        )  # fmt: skip
+        install_chart(self.helm, self.kube.admin_kubeconfig, self.workdir)
         self.core.create_namespace({"metadata": {"name": NAMESPACE}})
-        node_address = netns.NODE_ADDRESS
-        rabbit = self.rabbitmq
-        secret = {
-            "url": f"amqp://{rabbit.user}:{rabbit.password}@{node_address}:{rabbit.amqp_port}/",
-            "managementUrl": f"http://{rabbit.user}:{rabbit.password}@{node_address}:{rabbit.management_port}",
-        }
-        data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
-        self.core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "rabbitmq"}, "data": data})
-        rabbit.api("PUT", f"/api/queues/%2F/{self.queue}", {"durable": True})
+        create_rabbitmq_secret(self.core, NAMESPACE, self.rabbitmq)
+        self.rabbitmq.api("PUT", f"/api/queues/%2F/{self.queue}", {"durable": True})
         os.environ["PUBSUB_EMULATOR_HOST"] = self.pubsub.host
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         publisher.create_topic(name=self.topic)
@@ -139,24 +125,13 @@ class EndToEnd:
         subscriber.close()
         self.standin.start()
         self.ledger_server.start()
-        operator_ip = self.wait_for_operator()
+        operator_ip = wait_for_operator(self.core)
         self.prometheus.add_target(
             "operator-pod", f"{operator_ip}:{OPERATOR_METRICS_PORT}", {"job_name": "operator"}
         )
         custom = client.CustomObjectsApi(self.admin)
         for body in (self._rabbitmq_consumer(), self._pubsub_consumer()):
             custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
-
-    def wait_for_operator(self) -> str:
-        """The operator pod's IP once its readiness probe passes."""
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            for pod in self.core.list_namespaced_pod(RELEASE_NAMESPACE).items:
-                if _ready(pod):
-                    return str(pod.status.pod_ip)
-            time.sleep(1)
-        pods = self.core.list_namespaced_pod(RELEASE_NAMESPACE).items
-        raise TimeoutError(f"the operator pod was not Ready in {START_TIMEOUT_SECONDS} s: {pods}")
 
     def _scaling(self) -> dict[str, Any]:
         c = self.config
@@ -347,6 +322,40 @@ class EndToEnd:
         self.admin.close()  # type: ignore[no-untyped-call]
 
 
-def _ready(pod: Any) -> bool:
+def install_chart(helm: Path, kubeconfig: Path, workdir: Path) -> None:
+    """`helm upgrade --install` as a user runs it, the image pointed at the one the node has."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(workdir / "helm")}
+    sets = [arg for value in CHART_IMAGE_VALUES for arg in ("--set", value)]
+    subprocess.run(
+        [str(helm), "upgrade", "--install", RELEASE, str(CHART),
+         "-n", RELEASE_NAMESPACE, "--create-namespace", *sets],
+        check=True, capture_output=True, env=env, timeout=180,
+    )  # fmt: skip
+
+
+def create_rabbitmq_secret(core: Any, namespace: str, rabbit: RabbitMQ) -> None:
+    """Secret `rabbitmq` (keys url, managementUrl) with the broker at the node's address, as pods see it."""
+    node = netns.NODE_ADDRESS
+    secret = {
+        "url": f"amqp://{rabbit.user}:{rabbit.password}@{node}:{rabbit.amqp_port}/",
+        "managementUrl": f"http://{rabbit.user}:{rabbit.password}@{node}:{rabbit.management_port}",
+    }
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "rabbitmq"}, "data": data})
+
+
+def wait_for_operator(core: Any) -> str:
+    """The operator pod's IP once its readiness probe passes."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for pod in core.list_namespaced_pod(RELEASE_NAMESPACE).items:
+            if is_ready(pod):
+                return str(pod.status.pod_ip)
+        time.sleep(1)
+    pods = core.list_namespaced_pod(RELEASE_NAMESPACE).items
+    raise TimeoutError(f"the operator pod was not Ready in {START_TIMEOUT_SECONDS} s: {pods}")
+
+
+def is_ready(pod: Any) -> bool:
     conditions = pod.status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)

@@ -141,6 +141,7 @@ class Node:
     processes: list[ManagedProcess] = field(default_factory=list)
     saved_sysctls: dict[str, str] = field(default_factory=dict)
     cgroup_root: str = ""
+    netns_before_start: set[Path] = field(default_factory=set)
 
     @property
     def containerd_socket(self) -> Path:
@@ -151,6 +152,7 @@ class Node:
         if missing:
             raise NodeUnavailable("this host cannot run real pods; missing: " + "; ".join(missing))
         archives = image.ensure_all()
+        self.netns_before_start = set(netns.NETNS_DIR.glob("cni-*"))
         netns.forward_api_service(self.kube.api_port)
         self._start_containerd(archives)
         self.cgroup_root = f"/{netns.current()}"
@@ -229,7 +231,10 @@ class Node:
                 Path("/proc/sys", key).write_text(value)
         self.saved_sysctls.clear()
         _remove_log_links(self.directory)
-        for path in pod_netns:  # left behind only when containerd went before it could remove them
+        # Left behind only when containerd went before it could remove them: ours, and any made since this
+        # node started that no process is in any more.
+        since_start = set(netns.NETNS_DIR.glob("cni-*")) - self.netns_before_start
+        for path in {*pod_netns, *(p for p in since_start if not _netns_in_use(p.name))}:
             if path.exists():
                 subprocess.run(["umount", str(path)], capture_output=True, check=False)
                 path.unlink(missing_ok=True)
@@ -241,8 +246,9 @@ class Node:
         for container_id in listing.stdout.split() if listing and listing.returncode == 0 else []:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 spec = json.loads(self.ctr("containers", "info", container_id).stdout)["Spec"]
+                # Sandboxes name theirs (/var/run/netns/cni-...); their containers join them by /proc path.
                 paths += [Path(n["path"]) for n in spec["linux"]["namespaces"]
-                          if n["type"] == "network" and n.get("path")]  # fmt: skip
+                          if n["type"] == "network" and "/netns/" in n.get("path", "")]  # fmt: skip
         return paths
 
     def _delete_all_pods(self, pod_netns: list[Path]) -> None:
@@ -261,6 +267,11 @@ class Node:
 
     def log_paths(self) -> list[Path]:
         return [p.log_path for p in self.processes]
+
+
+def _netns_in_use(name: str) -> bool:
+    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False)
+    return bool(pids.stdout.strip())
 
 
 def _read_sysctl(key: str) -> str:
