@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/local/go/bin
 
 .PHONY: help bootstrap test test-fast lint demo stack-up stack-down stack-status bench-worker bench-operator \
-        bench-simulator manifests clean
+        bench-simulator bench-pod-memory manifests clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -38,6 +38,9 @@ stack-status: ## what is running
 
 bench-worker: bootstrap ## worker throughput and memory, side by side with the references
 	$(PY) -m benchmarks.bench_worker
+
+bench-pod-memory: bootstrap ## PSS and RSS of a worker pod (per concurrency) and the operator pod, on the node
+	$(PY) -m devstack.pod_memory $(MEMORY_ARGS)
 
 bench-operator: bootstrap ## 500 QueueConsumers: operator CPU, RSS, API writes, reaction time
 	$(PY) -m benchmarks.bench_operator

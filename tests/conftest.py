@@ -8,4 +8,6 @@ import os
 os.environ["NO_GCE_CHECK"] = "true"
 os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
-pytest_plugins = ["devstack.fixtures", "pytester"]
+# Every session first moves into a network namespace of its own (devstack.node_fixtures), then starts its
+# services there.
+pytest_plugins = ["devstack.node_fixtures", "devstack.fixtures", "pytester"]

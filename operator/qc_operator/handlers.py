@@ -9,6 +9,7 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -55,7 +56,14 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     # Read $KUBECONFIG now, not when the kubernetes client was imported; in a pod, the service account.
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(**kwargs)
-    return kopf.login_with_service_account(**kwargs)
+    info = kopf.login_with_service_account(**kwargs)
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is not None and host and port:
+        # kopf dials https://kubernetes.default.svc, which needs cluster DNS; like client-go's in-cluster
+        # config (and our kube.py), use the address the kubelet puts in every pod's environment.
+        host = f"[{host}]" if ":" in host else host
+        info = dataclasses.replace(info, server=f"https://{host}:{port}")
+    return info
 
 
 @kopf.on.cleanup()
