@@ -8,6 +8,7 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import logging
@@ -164,7 +165,12 @@ async def scale(
                 if repr(error) != last_unexpected:
                     logger.exception("scaling tick failed (logged again only when the error changes)")
                 last_unexpected = repr(error)
-        await stopped.wait(interval)
+        try:
+            await stopped.wait(interval)
+        except TimeoutError as cancelled:
+            # Python 3.11's asyncio.wait_for (under kopf's wait) can report this daemon's cancellation at
+            # shutdown as a TimeoutError: it is a cancellation, and ends the daemon as one.
+            raise asyncio.CancelledError() from cancelled
 
 
 def controlling_consumer(body: kopf.Body) -> str | None:

@@ -68,6 +68,9 @@ def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+REPLACE_ATTEMPTS = 3  # a Deployment read again after a conflict, before leaving it to the next tick
+
+
 def controller_uid(owner_references: Any) -> str | None:
     for ref in owner_references or []:
         if getattr(ref, "controller", False):
@@ -147,29 +150,35 @@ class Kube:
 
     async def replace_pod_template(self, current: DeploymentState, desired: dict[str, Any]) -> None:
         """Roll the pods: the whole template is replaced (a field removed from the spec goes), our labels
-        set, and everything else of the Deployment (replicas above all: the scaler's) kept as it is."""
-        body: dict[str, Any] = copy.deepcopy(
-            dict(current.model)
-            if isinstance(current.model, Mapping)
-            else self.api_client.sanitize_for_serialization(current.model)  # type: ignore[no-untyped-call]
-        )
-        body["spec"]["template"] = desired["spec"]["template"]
-        body["metadata"]["labels"] = {
-            **(body["metadata"].get("labels") or {}),
-            **desired["metadata"]["labels"],
-        }
+        set, and everything else of the Deployment (replicas above all: the scaler's) kept as it is. A
+        conflict (the Deployment controller wrote its status meanwhile) reads the Deployment again."""
         meta = desired["metadata"]
-        try:
-            await self._write(
-                f"updating Deployment {meta['name']!r}",
-                self.apps.replace_namespaced_deployment,
-                meta["name"],
-                meta["namespace"],
-                body,
+        model = current.model
+        for _ in range(REPLACE_ATTEMPTS):
+            body: dict[str, Any] = copy.deepcopy(
+                dict(model)
+                if isinstance(model, Mapping)
+                else self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
             )
-        except ApiException as error:
-            if error.status != 409:  # changed meanwhile (the other handler): the next tick sees it anew
-                raise
+            body["spec"]["template"] = desired["spec"]["template"]
+            labels = body["metadata"].get("labels") or {}
+            body["metadata"]["labels"] = {**labels, **desired["metadata"]["labels"]}
+            try:
+                await self._write(
+                    f"updating Deployment {meta['name']!r}",
+                    self.apps.replace_namespaced_deployment,
+                    meta["name"],
+                    meta["namespace"],
+                    body,
+                )
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            model = await asyncio.to_thread(
+                self.apps.read_namespaced_deployment, meta["name"], meta["namespace"]
+            )
+        # Still changing under us: the next tick compares the hash again and retries.
 
     async def ensure_exists(self, desired: dict[str, Any], owner_uid: str) -> bool:
         """Create a simple owned object (ServiceAccount, PDB, Service) if it is missing; one of that name
