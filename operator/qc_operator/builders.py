@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from typing import Any
 
 from qc_common import api, worker_env
@@ -16,6 +17,10 @@ from qc_operator.spec import QueueConsumerSpec
 
 DRAIN_MARGIN_SECONDS = 15  # beyond the drain grace: time to hand back unstarted messages and exit
 WORKER_USER_ID = 10001
+WORKER_BASE_MEMORY_MIB = 70  # a worker before its first task, measured on the node
+WORKER_MEMORY_PER_SLOT_MIB = 32  # measured: about 28 per busy process slot at concurrency 16
+WORKER_MEMORY_LIMIT_RATIO = 1.5
+WORKER_CPU_REQUEST = "100m"
 
 
 def worker_name(consumer: str) -> str:
@@ -74,6 +79,18 @@ def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
     return env + [copy.deepcopy(e) for e in w.env]
 
 
+def default_resources(concurrency: int) -> dict[str, Any]:
+    """Requests and limits for a worker whose spec names none, from what a worker measured on a real node
+    (`make bench-pod-memory`, README "Memory on real pods"): about 70 MiB, plus up to about 28 MiB per
+    process slot when every slot runs; the limit leaves half as much again, so the defaults never OOM."""
+    request_mib = WORKER_BASE_MEMORY_MIB + WORKER_MEMORY_PER_SLOT_MIB * concurrency
+    limit_mib = math.ceil(request_mib * WORKER_MEMORY_LIMIT_RATIO)
+    return {
+        "requests": {"cpu": WORKER_CPU_REQUEST, "memory": f"{request_mib}Mi"},
+        "limits": {"memory": f"{limit_mib}Mi"},
+    }
+
+
 def termination_grace_seconds(spec: QueueConsumerSpec) -> int:
     w = spec.worker
     return max(w.effective_drain_grace_seconds, w.task_time_limit_seconds) + DRAIN_MARGIN_SECONDS
@@ -108,7 +125,7 @@ def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, An
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
-        "resources": copy.deepcopy(w.resources),
+        "resources": copy.deepcopy(w.resources) or default_resources(w.concurrency),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

@@ -120,3 +120,15 @@ def test_a_service_account_key_is_mounted_for_googles_libraries_in_the_workers()
     assert parsed.source.worker_secret_refs() == (parsed.source.secret_refs()[0],)
     without = env_of(builders.pod_template(body(PUBSUB_SPEC), parse(PUBSUB_SPEC)))
     assert worker_env.GOOGLE_APPLICATION_CREDENTIALS not in without, "no key: ADC (Workload Identity)"
+
+
+def test_a_worker_without_resources_gets_memory_for_its_process_slots() -> None:
+    raw = spec(worker={"image": "i", "task": "m:f", "concurrency": 8})
+    container = builders.pod_template(body(raw), parse(raw))["spec"]["containers"][0]
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "326Mi"},  # 70 + 32 x 8
+        "limits": {"memory": "489Mi"},
+    }
+    chosen = {"limits": {"memory": "1Gi"}}
+    raw = spec(worker={"image": "i", "task": "m:f", "resources": chosen})
+    assert builders.pod_template(body(raw), parse(raw))["spec"]["containers"][0]["resources"] == chosen
