@@ -86,3 +86,8 @@ async def fail_twice_async(message: qc_worker.Message) -> None:
     if body.get("fail") == "always":
         raise RuntimeError("failed on purpose")
     _record(str(body["id"]))
+
+
+async def fail_with_detail(message: qc_worker.Message) -> None:
+    """Raises with the body's "detail" as the error text (a long, multi-byte dead-letter detail)."""
+    raise RuntimeError(message.json().get("detail", ""))

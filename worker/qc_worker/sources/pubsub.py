@@ -73,6 +73,12 @@ def dead_letter_attributes(original: dict[str, str], ours: dict[str, str]) -> di
     return merged
 
 
+def deadline_seconds(delay_seconds: float) -> int:
+    """An ack deadline (whole seconds, 0-600) for a delay: rounded up, so a sub-second backoff is not a
+    retry at once."""
+    return math.ceil(min(MAX_ACK_DEADLINE_SECONDS, max(0.0, delay_seconds)))
+
+
 class PubSubSource:
     name = "pubsub"
     batches_pulls = True  # each receive is a round trip: pull in batches, as the client's flow control does
@@ -157,8 +163,7 @@ class PubSubSource:
         await self._subscriber.modify_ack_deadline(
             subscription=self.subscription,
             ack_ids=ack_ids,
-            # Whole seconds only: round up, so a sub-second backoff is not a retry at once.
-            ack_deadline_seconds=math.ceil(min(MAX_ACK_DEADLINE_SECONDS, max(0.0, seconds))),
+            ack_deadline_seconds=deadline_seconds(seconds),
         )
 
     async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
