@@ -253,7 +253,8 @@ class RabbitMQSource:
     def _delivery_for_release(self, incoming: AbstractIncomingMessage) -> Delivery | None:
         if incoming.channel.is_closed:
             return None
+        # A redelivery counts (its previous delivery may have killed a worker); handing it back does not.
         attempt = rules.delivery_attempt(
-            incoming.headers or {}, False, self._key, self.queue_name, incoming.body
+            incoming.headers or {}, bool(incoming.redelivered), self._key, self.queue_name, incoming.body
         )
         return Delivery(Message(incoming.body, incoming.message_id or "", {}, attempt.number), incoming)
