@@ -64,7 +64,9 @@ async def test_a_retry_handing_its_message_back_frees_its_slot_at_once() -> None
     good = [source.put(body(i)) for i in range(2, 6)]
     # Both failures wait out 50 s backoffs; the good messages run in the slots they freed meanwhile.
     await run_until(runtime, lambda: source.acked == good, timeout_seconds=10)
-    assert source.retried == []
+    # Only the stop ended the backoffs: both went back at once with their failed attempt counted.
+    assert sorted(source.retried) == [("m0", 0), ("m1", 0)]
+    assert [m.delivery_attempt for m in (source._queue.get_nowait(), source._queue.get_nowait())] == [2, 2]
 
 
 async def test_a_message_delivered_past_its_attempts_is_dead_lettered_as_crashed_without_running() -> None:
@@ -119,3 +121,29 @@ async def test_a_stop_while_the_broker_is_down_ends_the_start_up_retries() -> No
     await asyncio.wait_for(running, 60)
     assert not runtime.ready
     assert 2 <= source.connects < 10
+
+
+async def test_the_broker_s_own_delivery_limit_caps_the_attempts() -> None:
+    source = MemorySource(delivery_limit=2)  # a quorum queue's x-delivery-limit, a Pub/Sub policy's maximum
+    runtime, _ = make_runtime("worker_tasks:work_async", source, max_delivery_attempts=5)
+    source.put(body(1, fail="always"))
+    await run_until(runtime, lambda: len(source.dead_letters) == 1)
+    assert source.dead_letters[0]["qc-delivery-attempts"] == "2"
+    assert len(source.retried) == 1
+
+
+@dataclasses.dataclass
+class HangingSource(MemorySource):
+    async def connect(self) -> None:
+        await asyncio.sleep(3600)  # a broker that accepts the TCP connection and never answers
+
+
+async def test_a_stop_during_a_hanging_connect_ends_at_once() -> None:
+    runtime, _ = make_runtime("worker_tasks:work_async", HangingSource())
+    loop = asyncio.get_running_loop()
+    running = asyncio.create_task(runtime.run())
+    await asyncio.sleep(5)
+    stopped = loop.time()
+    runtime.request_stop()
+    await asyncio.wait_for(running, 60)
+    assert loop.time() - stopped < 1

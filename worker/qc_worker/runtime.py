@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -107,8 +108,17 @@ class Runtime:
         """Connect, retrying with backoff while the broker is unreachable; False if stopped meanwhile."""
         delay = CONNECT_BACKOFF_MIN_SECONDS
         while not self._stopping.is_set():
+            connecting = asyncio.create_task(self.source.connect())
+            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not connecting.done():  # a stop while connecting: SIGTERM does not wait for the broker
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                return False
             try:
-                await self.source.connect()
+                connecting.result()
                 return True
             except Exception as error:
                 log.warning(
@@ -123,6 +133,10 @@ class Runtime:
         if not await self._connect():
             self.executor.close()
             return
+        limit = self.source.delivery_limit
+        if limit is not None and limit < self.limits.max_delivery_attempts:
+            log.warning("the broker allows %d deliveries: dead-lettering after %d attempts", limit, limit)
+            self.limits = dataclasses.replace(self.limits, max_delivery_attempts=limit)
         leaser = None
         if self.source.ack_deadline_seconds is not None:  # known once connected
             leaser = Leaser(
@@ -276,7 +290,9 @@ class Runtime:
         try:
             await self.source.retry(delivery, delay)
         except asyncio.CancelledError:
-            await self.source.release(delivery)
+            # Stopped in its backoff at the end of the grace period: back at once, the failure counted.
+            with contextlib.suppress(Exception):
+                await self.source.retry(delivery, 0)
             raise
         self.metrics.retried()
         self.metrics.nacked()

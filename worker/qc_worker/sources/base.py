@@ -33,6 +33,13 @@ class Source(Protocol):
     retry_holds_delivery: bool
 
     @property
+    def delivery_limit(self) -> int | None:
+        """The broker's own cap on deliveries, known once connected (a quorum queue's `x-delivery-limit`, a
+        Pub/Sub dead-letter policy's `max_delivery_attempts`); the runtime dead-letters within it, so the
+        broker's cut never comes first and drops our reason. None where there is none."""
+        ...
+
+    @property
     def connected(self) -> bool:
         """The broker is reachable as far as the source knows (`/readyz` answers 503 otherwise)."""
         ...

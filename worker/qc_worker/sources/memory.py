@@ -19,6 +19,7 @@ class MemorySource:
     batches_pulls: bool = True
     retry_holds_delivery: bool = False
     connected: bool = True
+    delivery_limit: int | None = None
     acked: list[str] = field(default_factory=list)
     retried: list[tuple[str, float]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)

@@ -27,11 +27,13 @@ from qc_worker.sources.base import ReceiveFailed
 
 log = logging.getLogger(__name__)
 
+CONNECT_TIMEOUT_SECONDS = 10.0
 PULL_TIMEOUT_SECONDS = 5.0  # how long one empty pull may wait for messages
 # Before asking again after a pull answered empty early: never a busy loop against the service.
 EARLY_EMPTY_PAUSE_SECONDS = 0.05
 MAX_ACK_DEADLINE_SECONDS = 600
 DEFAULT_ACK_DEADLINE_SECONDS = 10.0  # Pub/Sub's, for a subscription created without one
+DEFAULT_POLICY_MAX_DELIVERY_ATTEMPTS = 5  # Pub/Sub's, for a dead-letter policy created without one
 MAX_TRACKED_RECEIPTS = 100_000  # messages whose receipts are counted at once (see Receipts)
 
 
@@ -93,6 +95,7 @@ class PubSubSource:
             PublisherAsyncClient.topic_path(project, dead_letter_topic) if dead_letter_topic else ""
         )
         self.connected = False  # the last call to the service answered
+        self.delivery_limit: int | None = None  # the subscription's dead-letter policy, read at connect
         self._acks = ack_batcher.AckBatcher(self._acknowledge)
         self._receipts = Receipts()
         self.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS  # the subscription's, read at connect
@@ -107,8 +110,23 @@ class PubSubSource:
         self._client = SubscriberAsyncClient()
         if self.dead_letter_topic:
             self._publisher = PublisherAsyncClient()
-        subscription = await self._subscriber.get_subscription(subscription=self.subscription, timeout=30)
+        try:
+            # One try, bounded: the runtime retries with its own backoff and log line.
+            subscription = await self._subscriber.get_subscription(
+                subscription=self.subscription, timeout=CONNECT_TIMEOUT_SECONDS, retry=None
+            )
+        except BaseException:
+            await self.close()  # the next attempt makes new clients: leave no channel behind
+            raise
         self.ack_deadline_seconds = float(subscription.ack_deadline_seconds or DEFAULT_ACK_DEADLINE_SECONDS)
+        policy = subscription.dead_letter_policy
+        if policy and policy.dead_letter_topic:
+            self.delivery_limit = policy.max_delivery_attempts or DEFAULT_POLICY_MAX_DELIVERY_ATTEMPTS
+        else:
+            log.warning(
+                "the subscription has no dead-letter policy: Pub/Sub does not count deliveries, so a message "
+                "that kills the worker is redelivered with its count starting again in each new process"
+            )
         self.connected = True
 
     async def receive(self, max_messages: int) -> list[Delivery]:
@@ -195,7 +213,8 @@ class PubSubSource:
         return len(deliveries)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.transport.close()  # type: ignore[no-untyped-call]
-        if self._publisher is not None:
-            await self._publisher.transport.close()  # type: ignore[no-untyped-call]
+        client, publisher, self._client, self._publisher = self._client, self._publisher, None, None
+        if client is not None:
+            await client.transport.close()  # type: ignore[no-untyped-call]
+        if publisher is not None:
+            await publisher.transport.close()  # type: ignore[no-untyped-call]

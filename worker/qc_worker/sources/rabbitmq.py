@@ -36,6 +36,7 @@ RECEIVE_WAIT_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
+DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
 
 
 class RabbitMQSource:
@@ -66,6 +67,8 @@ class RabbitMQSource:
             dead_letter_exchange or self._arguments.get(DEAD_LETTER_EXCHANGE_ARGUMENT, f"{queue}.dead-letter")
         )
         self._dead_letter_key = self._arguments.get(DEAD_LETTER_ROUTING_KEY_ARGUMENT)
+        limit = self._arguments.get(DELIVERY_LIMIT_ARGUMENT)
+        self.delivery_limit = limit if isinstance(limit, int) and limit > 0 else None
         self._prefetch = prefetch
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._connection: AbstractRobustConnection | None = None
