@@ -1,4 +1,4 @@
-"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window.
+"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window + 25%.
 
 The queue is checked passively by default, so a quorum queue or one with `x-message-ttl`,
 `x-max-length` or `x-dead-letter-exchange` is consumed as it is; `--rabbitmq-declare-queue` declares it
@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import urllib.parse
+from collections.abc import Coroutine
 from typing import Any
 
 import aio_pika
@@ -37,6 +39,29 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
+PREFETCH_BUFFER_FRACTION = (
+    0.25  # of the window, delivered ahead so a free slot is refilled without a round trip
+)
+
+
+def prefetch_for(window: int) -> int:
+    """The prefetch for a window of `window` tasks: the window plus a small buffer. With prefetch equal to
+    the window, a slot freed by an ack waits the ack's round trip before the broker sends the next message;
+    the buffer is already here. A slot held by a retry is counted as taken by the runtime, so the buffer
+    never turns into slots the broker will not fill."""
+    return window + max(1, math.ceil(window * PREFETCH_BUFFER_FRACTION))
+
+
+async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
+    """Run a publish-then-ack to its end even if the caller is cancelled meanwhile (the drain's grace
+    period ending): a copy published but its original left unacked would come back as a duplicate."""
+    task = asyncio.ensure_future(settlement)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 class RabbitMQSource:
@@ -207,7 +232,12 @@ class RabbitMQSource:
     async def _requeue(self, delivery: Delivery, attempts: int) -> None:
         """Put a copy that has had `attempts` attempts at the queue's tail, then ack the original."""
         headers = rules.attempt_headers(self._key, self.queue_name, delivery.message.data, attempts)
-        await self._publish("", self.queue_name, delivery, headers)
+        await _whole(self._publish_then_ack("", self.queue_name, delivery, headers))
+
+    async def _publish_then_ack(
+        self, exchange_name: str, routing_key: str, delivery: Delivery, headers: dict[str, Any]
+    ) -> None:
+        await self._publish(exchange_name, routing_key, delivery, headers)
         await self.ack(delivery)
 
     async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
@@ -227,13 +257,8 @@ class RabbitMQSource:
         routing_key = self.queue_name if self._default_dead_letter else incoming.routing_key or ""
         if self._dead_letter_key is not None:
             routing_key = str(self._dead_letter_key)
-        await self._publish(
-            self.dead_letter_exchange,
-            routing_key,
-            delivery,
-            dead_letter_reasons(delivery, self.name, reason, detail, limit_bytes=None),
-        )
-        await self.ack(delivery)
+        reasons = dead_letter_reasons(delivery, self.name, reason, detail, limit_bytes=None)
+        await _whole(self._publish_then_ack(self.dead_letter_exchange, routing_key, delivery, reasons))
 
     async def extend(self, deliveries: list[Delivery], seconds: float) -> int:
         return 0  # RabbitMQ has no per-message deadline (only the channel's consumer_timeout)
