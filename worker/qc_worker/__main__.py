@@ -36,13 +36,13 @@ def build_source(settings: WorkerSettings) -> Source:
         return PubSubSource(
             settings.pubsub_project, settings.pubsub_subscription, settings.pubsub_dead_letter_topic
         )
-    from qc_worker.sources.rabbitmq import RabbitMQSource, prefetch_for
+    from qc_worker.sources.rabbitmq import RabbitMQSource
 
     return RabbitMQSource(
         settings.rabbitmq_url,
         settings.rabbitmq_queue,
         settings.rabbitmq_dead_letter_exchange,
-        prefetch_for(settings.concurrency),
+        settings.concurrency,
         declare_queue=settings.rabbitmq_declare_queue,
         queue_arguments=settings.queue_arguments(),
     )

@@ -1,4 +1,4 @@
-"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window + 25%.
+"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window.
 
 The queue is checked passively by default, so a quorum queue or one with `x-message-ttl`,
 `x-max-length` or `x-dead-letter-exchange` is consumed as it is; `--rabbitmq-declare-queue` declares it
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import urllib.parse
 from collections.abc import Coroutine
@@ -39,17 +38,6 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
-PREFETCH_BUFFER_FRACTION = (
-    0.25  # of the window, delivered ahead so a free slot is refilled without a round trip
-)
-
-
-def prefetch_for(window: int) -> int:
-    """The prefetch for a window of `window` tasks: the window plus a small buffer. With prefetch equal to
-    the window, a slot freed by an ack waits the ack's round trip before the broker sends the next message;
-    the buffer is already here. A slot held by a retry is counted as taken by the runtime, so the buffer
-    never turns into slots the broker will not fill."""
-    return window + max(1, math.ceil(window * PREFETCH_BUFFER_FRACTION))
 
 
 async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
