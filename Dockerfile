@@ -1,5 +1,5 @@
 # One image for the operator (`qc-operator run`) and the workers (`qc-worker`).
-# Users build their worker image FROM this one and add their task code (see docs/install.md).
+# Users build their worker image FROM this one and add their task code (README.md, "Images").
 
 # --- build: a wheel of this project, with the pinned dependencies resolved into a virtualenv ---
 FROM python:3.11.7-slim-bookworm AS build
@@ -22,7 +22,9 @@ LABEL org.opencontainers.image.title="queue-consumer-operator" \
 RUN groupadd --system --gid 10001 qc \
  && useradd --system --uid 10001 --gid qc --home-dir /app --shell /usr/sbin/nologin qc
 COPY --from=build /opt/qc /opt/qc
-ENV PATH=/opt/qc/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+# Pods run with a read-only root file system and a writable /tmp (an emptyDir): libraries that keep
+# caches or configuration under $HOME (matplotlib's MPLCONFIGDIR, for one) write there, not in /app.
+ENV PATH=/opt/qc/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 HOME=/tmp MPLCONFIGDIR=/tmp/matplotlib
 WORKDIR /app
 USER 10001:10001
 EXPOSE 9100 9090 8080

@@ -3,8 +3,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/local/go/bin
 
-.PHONY: help bootstrap test lint unit demo stack-up stack-down stack-status bench-worker bench-operator \
-        bench-simulator manifests clean
+.PHONY: help bootstrap test test-fast lint demo stack-up stack-down stack-status bench-worker bench-operator \
+        bench-simulator bench-pod-memory manifests clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -15,11 +15,14 @@ bootstrap: ## install Debian packages, the virtualenv and the Go-built binaries 
 lint: bootstrap ## ruff, mypy --strict and the import rules
 	$(VENV)/bin/ruff check common operator worker devstack tests benchmarks
 	$(VENV)/bin/ruff format --check common operator worker devstack tests benchmarks
-	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack
+	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack benchmarks
 	$(VENV)/bin/lint-imports
 
 test: lint ## everything: lint, then the whole pytest suite against the real local stack
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: lint ## seconds: lint, then the tests that start no service (not marked `stack` or `slow`)
+	$(VENV)/bin/pytest -q -m "not stack and not slow" $(PYTEST_ARGS)
 
 demo: bootstrap ## the main job: stack, chart, operator, two QueueConsumers, a burst, live view, summary
 	$(PY) -m devstack.demo $(DEMO_ARGS)
@@ -34,13 +37,16 @@ stack-status: ## what is running
 	$(PY) -m devstack status
 
 bench-worker: bootstrap ## worker throughput and memory, side by side with the references
-	$(PY) benchmarks/bench_worker.py
+	$(PY) -m benchmarks.bench_worker
+
+bench-pod-memory: bootstrap ## PSS and RSS of a worker pod (per concurrency) and the operator pod, on the node
+	$(PY) -m devstack.pod_memory $(MEMORY_ARGS)
 
 bench-operator: bootstrap ## 500 QueueConsumers: operator CPU, RSS, API writes, reaction time
-	$(PY) benchmarks/bench_operator.py
+	$(PY) -m benchmarks.bench_operator
 
 bench-simulator: bootstrap ## the checked-in traces through our scaler and KEDA + HPA defaults
-	$(PY) benchmarks/bench_simulator.py
+	$(PY) -m benchmarks.bench_simulator
 
 manifests: bootstrap ## regenerate manifests/ from the Helm chart
 	$(PY) -m devstack.manifests

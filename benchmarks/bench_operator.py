@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import os
 import subprocess
 import sys
@@ -29,27 +30,37 @@ import aio_pika
 import yaml
 from kubernetes import client, config, watch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
+from devstack.polling import wait_until
 from devstack.process import free_port, stop_process_group
 from devstack.services import RabbitMQ
 from qc_common import api
 
-CRD = Path(__file__).resolve().parents[1] / "charts/queue-consumer-operator/files/crd-queueconsumers.yaml"
+CRD = REPO_ROOT / "charts/queue-consumer-operator/files/crd-queueconsumers.yaml"
 NAMESPACE = "bench"
 INTERVAL_SECONDS = 15
+# How long each phase may take before the run gives up (500 QueueConsumers on 2 cores take minutes).
+CREATE_TIMEOUT_SECONDS = 900
+SCALE_TIMEOUT_SECONDS = 10 * INTERVAL_SECONDS
 
 
 def consumer(name: str, queue: str) -> dict[str, Any]:
+    source = {
+        "queue": queue,
+        "connectionSecretRef": {"name": "rabbitmq", "key": "url"},
+        "managementSecretRef": {"name": "rabbitmq", "key": "managementUrl"},
+    }
     return {
-        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
         "spec": {
-            "source": {"rabbitmq": {"queue": queue, "connectionSecretRef": {"name": "rabbitmq", "key": "url"},
-                                    "managementSecretRef": {"name": "rabbitmq", "key": "managementUrl"}}},
+            "source": {"rabbitmq": source},
             "worker": {"image": "bench", "task": "bench.tasks:run"},
             "scaling": {"pollingIntervalSeconds": INTERVAL_SECONDS, "messagesPerReplica": 10},
         },
-    }  # fmt: skip
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,9 +98,9 @@ class WriteCounter:
         if not isinstance(listed, dict):
             listed = self.apps.api_client.sanitize_for_serialization(listed)
         seen = {item["metadata"]["name"]: item for item in listed["items"]}
-        stream = watch.Watch()
+        stream = watch.Watch()  # type: ignore[no-untyped-call]
         # From the list's version: only changes made from now on arrive, no initial ADDED events.
-        events = stream.stream(
+        events = stream.stream(  # type: ignore[no-untyped-call]
             list_fn, *args, resource_version=listed["metadata"]["resourceVersion"], timeout_seconds=600
         )
         try:
@@ -106,16 +117,14 @@ class WriteCounter:
             if not self.stop.is_set():
                 raise
         finally:
-            stream.stop()
+            stream.stop()  # type: ignore[no-untyped-call]
 
     def start(self) -> None:
+        custom = (self.custom.list_namespaced_custom_object, api.GROUP, api.VERSION, NAMESPACE, api.PLURAL)
+        deployments = (self.apps.list_namespaced_deployment, NAMESPACE)
         threads = [
-            threading.Thread(target=self._watch, args=(self.custom.list_namespaced_custom_object, api.GROUP,
-                             api.VERSION, NAMESPACE, api.PLURAL), daemon=True),
-            threading.Thread(
-                target=self._watch, args=(self.apps.list_namespaced_deployment, NAMESPACE), daemon=True
-            ),
-        ]  # fmt: skip
+            threading.Thread(target=self._watch, args=args, daemon=True) for args in (custom, deployments)
+        ]
         for thread in threads:
             thread.start()
 
@@ -123,9 +132,17 @@ class WriteCounter:
 def controller_caught_up(apps: client.AppsV1Api) -> bool:
     """Every Deployment observed by kube-controller-manager at its current generation, with its ReplicaSet."""
     return all(
-        d.status.observed_generation == d.metadata.generation and d.status.conditions
+        d.status is not None
+        and d.metadata is not None
+        and d.status.observed_generation == d.metadata.generation
+        and bool(d.status.conditions)
         for d in apps.list_namespaced_deployment(NAMESPACE).items
     )
+
+
+def queue_counted(broker: RabbitMQ, queue: str) -> bool:
+    """Whether the management API reports the queue's counts yet (it does a moment after its creation)."""
+    return "messages_ready" in broker.api("GET", f"/api/queues/%2F/{queue}")
 
 
 async def publish(url: str, queue: str, count: int) -> None:
@@ -136,56 +153,78 @@ async def publish(url: str, queue: str, count: int) -> None:
             await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_operator",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--consumers", type=int, default=500)
     parser.add_argument("--steady-seconds", type=float, default=60)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
         kube, broker = KubeControlPlane(Path(directory) / "kube"), RabbitMQ(Path(directory) / "rabbitmq")
-        kube.start()
-        broker.start()
         operator = None
         try:
-            api_client = config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
+            kube.start()
+            broker.start()
+            api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=str(kube.admin_kubeconfig)
+            )
             client.ApiextensionsV1Api(api_client).create_custom_resource_definition(
                 yaml.safe_load(CRD.read_text())
             )
             core = client.CoreV1Api(api_client)
-            core.create_namespace({"metadata": {"name": NAMESPACE}})
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
             secret = {
                 "url": broker.amqp_url,
                 "managementUrl": f"http://guest:guest@127.0.0.1:{broker.management_port}",
             }
-            data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
-            core.create_namespaced_secret(NAMESPACE, {"metadata": {"name": "rabbitmq"}, "data": data})
+            data: dict[str, bytes | str] = {
+                k: base64.b64encode(v.encode()).decode() for k, v in secret.items()
+            }
+            secret_body = client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), data=data)
+            core.create_namespaced_secret(NAMESPACE, secret_body)
             for queue in ("idle", "probe"):
                 broker.api("PUT", f"/api/queues/%2F/{queue}", {"durable": True})
-            time.sleep(2)  # let the management API publish the new queues' counts
+                counted = functools.partial(queue_counted, broker, queue)
+                wait_until(counted, 15, f"the counts of queue {queue!r} in the management API")
             custom = client.CustomObjectsApi(api_client)
             create_started = time.monotonic()
-            for i in range(args.consumers - 1):
-                custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL,
-                                                       consumer(f"c{i:04d}", "idle"))  # fmt: skip
-            custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL,
-                                                   consumer("probe", "probe"))  # fmt: skip
+            names = [*(f"c{i:04d}" for i in range(args.consumers - 1)), "probe"]
+            for name in names:
+                body = consumer(name, "probe" if name == "probe" else "idle")
+                custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
             env = {
                 **os.environ,
                 "KUBECONFIG": str(kube.admin_kubeconfig),
-                "QC_METRICS_PORT": str(free_port()),
+                "QC_METRICS_PORT": str(free_port()),  # the operator's own setting
             }
-            log = open(Path(directory) / "operator.log", "wb")  # noqa: SIM115
-            operator = subprocess.Popen(
-                [str(Path(sys.executable).with_name("qc-operator")), "run", "-A",
-                 "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+            argv = [
+                str(Path(sys.executable).with_name("qc-operator")),
+                "run",
+                "-A",
+                "--liveness",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ]
+            with (Path(directory) / "operator.log").open("wb") as log:  # the child keeps its own descriptor
+                operator = subprocess.Popen(
+                    argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
             apps = client.AppsV1Api(api_client)
-            while len(apps.list_namespaced_deployment(NAMESPACE).items) < args.consumers:
-                time.sleep(1)
+            wait_until(
+                lambda: len(apps.list_namespaced_deployment(NAMESPACE).items) >= args.consumers,
+                CREATE_TIMEOUT_SECONDS,
+                f"the operator to create {args.consumers} worker Deployments",
+                interval_seconds=1,
+            )
             ready_after = time.monotonic() - create_started
-            while not controller_caught_up(apps):
-                time.sleep(2)
+            wait_until(
+                lambda: controller_caught_up(apps),
+                CREATE_TIMEOUT_SECONDS,
+                "kube-controller-manager to catch up with the new Deployments",
+                interval_seconds=2,
+            )
             settled_after = time.monotonic() - create_started
             time.sleep(2 * INTERVAL_SECONDS)  # every daemon has ticked (and written its first status) by now
 
@@ -204,8 +243,12 @@ def main() -> int:
 
             asyncio.run(publish(broker.amqp_url, "probe", 35))
             appeared = time.monotonic()
-            while apps.read_namespaced_deployment("probe-worker", NAMESPACE).spec.replicas == 0:
-                time.sleep(0.1)
+            wait_until(
+                lambda: apps.read_namespaced_deployment("probe-worker", NAMESPACE).spec.replicas != 0,
+                SCALE_TIMEOUT_SECONDS,
+                "the probe's Deployment to scale out",
+                interval_seconds=0.1,
+            )
             reaction = time.monotonic() - appeared
             time.sleep(3)
             scale_writes = counter.operator_writes - steady_count  # proves the watch sees the operator

@@ -1,4 +1,4 @@
-"""Tasks for the worker benchmark (importable by spawned pool processes and qc-worker subprocesses)."""
+"""Tasks for the worker benchmark, imported as `benchmarks.bench_tasks` by pool processes and `qc-worker`."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import multiprocessing
@@ -28,25 +29,29 @@ from pathlib import Path
 import aio_pika
 from google.cloud import pubsub_v1
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-import bench_tasks  # noqa: E402
-
-from devstack.process import free_port  # noqa: E402
-from devstack.services import PubSubEmulator, RabbitMQ  # noqa: E402
-from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor  # noqa: E402
-from qc_worker.metrics import WorkerMetrics  # noqa: E402
-from qc_worker.runtime import Runtime  # noqa: E402
-from qc_worker.settings import WorkerSettings  # noqa: E402
-from qc_worker.sources.base import Source  # noqa: E402
-from qc_worker.sources.memory import MemorySource  # noqa: E402
-from qc_worker.sources.pubsub import PubSubSource  # noqa: E402
-from qc_worker.sources.rabbitmq import RabbitMQSource  # noqa: E402
-from qc_worker.tasks import load_task  # noqa: E402
+from benchmarks import bench_tasks
+from devstack.binaries import REPO_ROOT
+from devstack.polling import wait_until, wait_until_async
+from devstack.process import free_port
+from devstack.services import PubSubEmulator, RabbitMQ
+from qc_common import worker_env
+from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
+from qc_worker.metrics import WorkerMetrics
+from qc_worker.runtime import Runtime
+from qc_worker.settings import WorkerSettings
+from qc_worker.sources.base import Source
+from qc_worker.sources.memory import MemorySource
+from qc_worker.sources.pubsub import PubSubSource
+from qc_worker.sources.rabbitmq import RabbitMQSource
+from qc_worker.tasks import load_task
 
 CORES = os.cpu_count() or 1
 CPU_TASKS = 160
 NOOP_MESSAGES = 6000
 ROUNDS = 3
+TASKS = "benchmarks.bench_tasks"  # the task module, as `qc-worker` and the pool processes import it
+# How long one measured pass may take before the run gives up instead of hanging (a pass takes seconds).
+PASS_TIMEOUT_SECONDS = 600
 
 
 def cpu_durations(rng: random.Random) -> list[float]:
@@ -60,11 +65,17 @@ async def run_runtime(source: Source, task: str, executor: Executor, concurrency
     runtime = Runtime(settings, load_task(task), source, executor, metrics)
     started = time.perf_counter()
     running = asyncio.create_task(runtime.run())
-    acked = metrics.registry
-    while (  # noqa: ASYNC110 (polling the registry is the measurement)
-        acked.get_sample_value("qc_worker_messages_acked_total", {"source": source.name, "task": task}) or 0
-    ) < done:
-        await asyncio.sleep(0.005)
+    labels = {"source": source.name, "task": task}
+
+    async def all_acked() -> bool:  # polling the registry is the measurement: no hook in the hot path
+        if running.done():
+            running.result()  # raises whatever stopped the runtime early
+            raise RuntimeError("the runtime stopped before it acked every message")
+        return (metrics.registry.get_sample_value("qc_worker_messages_acked_total", labels) or 0) >= done
+
+    await wait_until_async(
+        all_acked, PASS_TIMEOUT_SECONDS, f"{done} messages acked ({task})", interval_seconds=0.005
+    )
     elapsed = time.perf_counter() - started
     runtime.request_stop()
     await running
@@ -82,8 +93,14 @@ def round_based(durations: list[float], round_size: int = 8, poll_seconds: float
         ]
         for process in processes:
             process.start()
-        while any(p.is_alive() for p in processes):
-            time.sleep(poll_seconds)
+        wait_until(
+            lambda: not any(p.is_alive() for p in processes),  # noqa: B023 (called within this iteration)
+            PASS_TIMEOUT_SECONDS,
+            "a round of processes to finish",
+            interval_seconds=poll_seconds,
+        )
+        for process in processes:
+            process.join()
         time.sleep(1.0)
     return time.perf_counter() - started
 
@@ -95,18 +112,14 @@ def bench_cpu() -> None:
     for d in durations:
         source.put(json.dumps({"cpu_seconds": d}).encode())
     ours = asyncio.run(
-        run_runtime(source, "bench_tasks:cpu_task", ProcessExecutor(CORES), CORES, len(durations))
+        run_runtime(source, f"{TASKS}:cpu_task", ProcessExecutor(CORES), CORES, len(durations))
     )
     rounds = round_based(durations)
     mean_ms = 1000 * sum(durations) / len(durations)
     print(f"\n## CPU-bound: {len(durations)} tasks, mean {mean_ms:.0f} ms CPU (20-400 ms), {CORES} cores")
     print(f"ideal (cores / mean CPU)        {len(durations) / ideal:7.2f} tasks/s")
-    print(
-        f"qc-worker, continuous window    {len(durations) / ours:7.2f} tasks/s   = {ideal / ours:.2f} of ideal"  # noqa: E501
-    )
-    print(
-        f"round-based reference           {len(durations) / rounds:7.2f} tasks/s   = {ideal / rounds:.2f} of ideal"  # noqa: E501
-    )
+    for label, seconds in (("qc-worker, continuous window", ours), ("round-based reference", rounds)):
+        print(f"{label:<32}{len(durations) / seconds:7.2f} tasks/s   = {ideal / seconds:.2f} of ideal")
     print(f"qc-worker / round-based         {rounds / ours:7.2f}x")
 
 
@@ -139,9 +152,13 @@ async def fill_rabbitmq(url: str, queue: str, count: int, size: int = 1024) -> N
         await channel.declare_queue(queue, durable=True)
         body = b"x" * size
         for start in range(0, count, 500):
-            await asyncio.gather(*(channel.default_exchange.publish(
-                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue)
-                for _ in range(min(500, count - start))))  # fmt: skip
+            publishes = (
+                channel.default_exchange.publish(
+                    aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue
+                )
+                for _ in range(min(500, count - start))
+            )
+            await asyncio.gather(*publishes)
 
 
 def side_by_side(
@@ -170,7 +187,7 @@ def bench_rabbitmq(broker: RabbitMQ) -> None:
     def ours(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
         source = RabbitMQSource(broker.amqp_url, queue, "", 64)
-        return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
+        return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
 
     title = f"No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64"
     side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours)
@@ -179,12 +196,17 @@ def bench_rabbitmq(broker: RabbitMQ) -> None:
 def raw_pubsub(subscription: str, count: int) -> float:
     subscriber = pubsub_v1.SubscriberClient()
     seen, started = 0, time.perf_counter()
-    while seen < count:
+
+    def all_acked() -> bool:
+        nonlocal seen
         response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
         ids = [m.ack_id for m in response.received_messages]
         if ids:
             subscriber.acknowledge(subscription=subscription, ack_ids=ids)
         seen += len(ids)
+        return seen >= count
+
+    wait_until(all_acked, PASS_TIMEOUT_SECONDS, f"{count} messages pulled and acked", interval_seconds=0)
     elapsed = time.perf_counter() - started
     subscriber.close()
     return elapsed
@@ -209,7 +231,7 @@ def bench_pubsub(emulator: PubSubEmulator) -> None:
     def ours(name: str) -> float:
         subscription_with_messages(name)
         source = PubSubSource(emulator.project, f"bench-{name}", "")
-        return asyncio.run(run_runtime(source, "bench_tasks:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
+        return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
 
     title = f"No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack"
     side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours)
@@ -217,10 +239,17 @@ def bench_pubsub(emulator: PubSubEmulator) -> None:
 
 def bench_rss(broker: RabbitMQ) -> None:
     asyncio.run(fill_rabbitmq(broker.amqp_url, "rss", 400))
-    env = {**os.environ, "QC_SOURCE": "rabbitmq", "QC_RABBITMQ_URL": broker.amqp_url,
-           "QC_RABBITMQ_QUEUE": "rss",
-           "QC_TASK": "bench_tasks:sleepy_task", "QC_CONCURRENCY": "64", "QC_METRICS_PORT": str(free_port()),
-           "PYTHONPATH": str(Path(__file__).resolve().parent), "QC_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        worker_env.SOURCE: "rabbitmq",
+        worker_env.RABBITMQ_URL: broker.amqp_url,
+        worker_env.RABBITMQ_QUEUE: "rss",
+        worker_env.TASK: f"{TASKS}:sleepy_task",
+        worker_env.CONCURRENCY: "64",
+        worker_env.METRICS_PORT: str(free_port()),
+        worker_env.LOG_LEVEL: "WARNING",
+        "PYTHONPATH": str(REPO_ROOT),  # where `benchmarks.bench_tasks` is found, as an image's task module
+    }
     process = subprocess.Popen([str(Path(sys.executable).with_name("qc-worker"))], env=env)
     time.sleep(8)  # the benchmark waits for 400 one-second tasks at 64 in flight: ~7 s of steady load
     status = Path(f"/proc/{process.pid}/status").read_text()
@@ -231,7 +260,13 @@ def bench_rss(broker: RabbitMQ) -> None:
     print(f"peak RSS (VmHWM)                {peak_kib / 1024:7.1f} MiB")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_worker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(argv)
     bench_cpu()
     with tempfile.TemporaryDirectory() as directory:
         broker, emulator = RabbitMQ(Path(directory) / "rabbitmq"), PubSubEmulator(Path(directory) / "pubsub")

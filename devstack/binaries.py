@@ -1,4 +1,4 @@
-"""Go-built binaries of the local stack (kube-apiserver, kube-controller-manager, helm), built once, cached.
+"""Go-built binaries of the local stack (the Kubernetes control plane, the kubelet, helm), built once, cached.
 
 Versions are pinned in one place each: `tools/kube/go.mod` and `tools/helm/go.mod`. Binaries land in
 `$QC_CACHE_DIR/bin/<module>@<version>/` (default `~/.cache/queue-consumer-operator`, outside the work tree,
@@ -24,6 +24,8 @@ class GoTool:
     package: str
     module: str
     tools_dir: Path
+    # `-X` flags stamping the version, without which a kubelet reports its node as v0.0.0.
+    version_variable: str = ""
 
     @property
     def version(self) -> str:
@@ -34,17 +36,22 @@ class GoTool:
         return match.group(1)
 
 
-KUBE_APISERVER = GoTool(
-    "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes", REPO_ROOT / "tools/kube"
-)
-KUBE_CONTROLLER_MANAGER = GoTool(
-    "kube-controller-manager",
-    "k8s.io/kubernetes/cmd/kube-controller-manager",
-    "k8s.io/kubernetes",
-    REPO_ROOT / "tools/kube",
-)
+def _kube(binary: str) -> GoTool:
+    return GoTool(
+        binary,
+        f"k8s.io/kubernetes/cmd/{binary}",
+        "k8s.io/kubernetes",
+        REPO_ROOT / "tools/kube",
+        "k8s.io/component-base/version.gitVersion",
+    )
+
+
+KUBE_APISERVER = _kube("kube-apiserver")
+KUBE_CONTROLLER_MANAGER = _kube("kube-controller-manager")
+KUBE_SCHEDULER = _kube("kube-scheduler")
+KUBELET = _kube("kubelet")
 HELM = GoTool("helm", "helm.sh/helm/v3/cmd/helm", "helm.sh/helm/v3", REPO_ROOT / "tools/helm")
-ALL_TOOLS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, HELM)
+ALL_TOOLS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBELET, HELM)
 
 
 def cache_dir() -> Path:
@@ -70,8 +77,11 @@ def ensure_built(*tools: GoTool) -> dict[str, Path]:
         print(
             f"building {', '.join(t.binary for t in missing)} into {out_dir} (cached afterwards)", flush=True
         )
+        ldflags = "-s -w"
+        if missing[0].version_variable:
+            ldflags += f" -X {missing[0].version_variable}={missing[0].version}"
         subprocess.run(
-            [go, "build", "-ldflags", "-s -w", "-o", f"{out_dir}/", *(t.package for t in missing)],
+            [go, "build", "-ldflags", ldflags, "-o", f"{out_dir}/", *(t.package for t in missing)],
             cwd=tools_dir,
             check=True,
             timeout=BUILD_TIMEOUT_SECONDS,

@@ -1,10 +1,10 @@
 """`make demo`: the project's main job on one machine, shown live.
 
-Brings up the local stack (real Kubernetes, RabbitMQ, Pub/Sub emulator, Prometheus), installs the chart
-with helm, runs the operator as the chart's ServiceAccount, applies a RabbitMQ and a Pub/Sub
-QueueConsumer, publishes a burst, and shows backlog, desired / current / ready replicas and messages
-processed while workers (one `qc-worker` process per pod, run by the kubelet stand-in) drain it — with a
-few random SIGKILLs. Ends with a summary table and a PNG plot under out/demo/.
+Brings up the local stack in a network namespace of its own (real Kubernetes with a real node: containerd
+and a kubelet; RabbitMQ, Pub/Sub emulator, Prometheus), installs the chart with helm (the operator runs as
+a pod of the image built from the Dockerfile), applies a RabbitMQ and a Pub/Sub QueueConsumer, publishes a
+burst, and shows backlog, desired / current / ready replicas and messages processed while worker pods
+drain it — with a few containers SIGKILLed. Ends with a summary table and a PNG plot under out/demo/.
 """
 
 from __future__ import annotations
@@ -17,13 +17,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from devstack import binaries
+from devstack import binaries, netns
 from devstack.e2e import EndToEnd, RunConfig, RunResult
 from devstack.kube import KubeControlPlane
+from devstack.node import Node, NodeUnavailable
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 from devstack.timeline import Sample
 
 OUT = binaries.REPO_ROOT / "out" / "demo"
+NETNS_NAME = "qc-demo"
 
 
 def live_table(samples: list[Sample], total: int) -> Table:
@@ -40,7 +42,7 @@ def live_table(samples: list[Sample], total: int) -> Table:
 
 
 def summary_table(result: RunResult) -> Table:
-    table = Table(title=f"Summary ({result.seconds:.0f} s, {len(result.kills)} workers SIGKILLed)")
+    table = Table(title=f"Summary ({result.seconds:.0f} s, {len(result.kills)} worker containers SIGKILLed)")
     for column in ("consumer", "published", "processed", "lost", "duplicates", "peak replicas",
                    "scaled out at", "drained at", "back to 0 at"):  # fmt: skip
         table.add_column(column, justify="right")
@@ -63,24 +65,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)
     run_config = RunConfig(messages_per_consumer=args.messages, work_seconds=args.work_seconds,
-                           chaos_kills=args.kills, max_replicas=8, cooldown_seconds=15,
+                           chaos_kills=args.kills, max_replicas=8, cooldown_seconds=15, long_tasks=8,
                            scale_down_window_seconds=10, timeout_seconds=600)  # fmt: skip
     workdir = OUT / "run"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    services = (KubeControlPlane(workdir / "kube"), RabbitMQ(workdir / "rabbitmq"),
-                PubSubEmulator(workdir / "pubsub"), Prometheus(workdir / "prometheus"))  # fmt: skip
-    kube, rabbitmq, pubsub, prometheus = services
     helm = binaries.ensure_built(binaries.HELM)["helm"]
+    try:
+        netns.create(NETNS_NAME)
+        netns.enter(NETNS_NAME)  # before anything starts: the whole stack and its pods live in there
+    except netns.NamespaceUnavailable as error:
+        console.print(f"[red]this host cannot run the demo's node: {error}[/red]")
+        return 2
+    kube = KubeControlPlane(workdir / "kube", with_node=True)
+    node = Node(workdir / "node", kube)
+    rabbitmq, pubsub, prometheus = (RabbitMQ(workdir / "rabbitmq"), PubSubEmulator(workdir / "pubsub"),
+                                    Prometheus(workdir / "prometheus"))  # fmt: skip
+    services = (kube, node, rabbitmq, pubsub, prometheus)
     end_to_end = None
     try:
-        with console.status("starting the local stack (Kubernetes, RabbitMQ, Pub/Sub emulator, Prometheus)"):
-            for service in services:
-                service.start()
+        with console.status(
+            "starting the local stack (Kubernetes with a node, RabbitMQ, Pub/Sub, Prometheus)"
+        ):
+            try:
+                for service in services:
+                    service.start()
+            except NodeUnavailable as error:
+                console.print(f"[red]{error}[/red]")
+                return 2
         console.print(
             f"Kubernetes {kube.server}  RabbitMQ {rabbitmq.management_url}  Prometheus {prometheus.url}"
         )
-        end_to_end = EndToEnd(kube, rabbitmq, pubsub, prometheus, helm, workdir, run_config)
+        end_to_end = EndToEnd(node, rabbitmq, pubsub, prometheus, helm, workdir, run_config)
         with console.status("installing the chart, starting the operator and two QueueConsumers"):
             end_to_end.start()
         console.print(f"publishing {args.messages} messages to each consumer; watch them drain:")
@@ -100,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             end_to_end.stop()
         for service in reversed(services):
             service.stop()
+        netns.delete(NETNS_NAME)
 
 
 if __name__ == "__main__":

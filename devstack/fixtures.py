@@ -1,7 +1,9 @@
 """Session-scoped pytest fixtures for the local stack, registered by tests/conftest.py.
 
 Each service starts the first time a test asks for it and stops at the end of the session. When a test
-fails, the tails of the logs of every service started so far are attached to its report.
+fails, the tails of the logs of every service started so far are attached to its report. A test that uses
+one of these services, directly or through another fixture, is marked `stack`: `make test-fast` runs the
+others (`-m "not stack"`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,20 @@ from devstack.kube import KubeControlPlane
 from devstack.process import log_tail
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
+STACK_FIXTURES = frozenset({"stack_dir", "kube", "rabbitmq", "pubsub_emulator", "prometheus", "helm_binary"})
 _started: list[KubeControlPlane | RabbitMQ | PubSubEmulator | Prometheus] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stack: needs a service of the local stack (set by devstack.fixtures)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # fixturenames is the closure: a fixture's own fixtures (admin -> kube) are in it too.
+        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,11 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver and kube-controller-manager.
 
 The controller-manager runs the garbage collector (ownerReferences) and the Deployment and ReplicaSet
-controllers, so a Deployment gets a ReplicaSet and Pods (Pending: there is no kubelet or scheduler; the
-end-to-end runner stands in for the kubelet). Authentication is by static tokens (an admin in
-`system:masters`) and by ServiceAccount tokens, authorization by RBAC, as in a real cluster.
+controllers, so a Deployment gets a ReplicaSet and Pods. Without a node (the default, for the fast tests)
+pods stay Pending and the kubelet stand-in (devstack/kubelet.py) plays the kubelet's part. With
+`with_node=True` a kube-scheduler runs too, and the node-lifecycle controller, which clears the not-ready
+taint a real kubelet registers its node with (devstack/node.py). Authentication is by static tokens (an
+admin in `system:masters`) and by ServiceAccount tokens, authorization by RBAC, as in a real cluster.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack import binaries
+from devstack import binaries, netns
 from devstack.process import ManagedProcess, free_port
 
 ADMIN_USER = "qc-admin"
@@ -31,12 +33,17 @@ def _openssl(*args: str) -> None:
 
 
 def make_certificates(directory: Path) -> None:
-    """A self-signed serving certificate for 127.0.0.1/localhost and the service-account signing key pair."""
+    """A self-signed serving certificate and the service-account signing key pair.
+
+    The certificate names 127.0.0.1 and the `kubernetes` Service (its ClusterIP and DNS names), where pods'
+    in-cluster clients reach the apiserver.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     _openssl(
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
         "-keyout", str(directory / "serving.key"), "-out", str(directory / "serving.crt"),
-        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-subj", "/CN=127.0.0.1", "-addext", f"subjectAltName=IP:127.0.0.1,IP:{netns.API_SERVICE_ADDRESS},"
+        "DNS:localhost,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
     )  # fmt: skip
     _openssl("genrsa", "-out", str(directory / "sa.key"), "2048")
     _openssl("rsa", "-in", str(directory / "sa.key"), "-pubout", "-out", str(directory / "sa.pub"))
@@ -66,6 +73,7 @@ class KubeControlPlane:
     processes: list[ManagedProcess] = field(default_factory=list)
     api_port: int = 0
     admin_token: str = ""
+    with_node: bool = False  # a real kubelet will join: run kube-scheduler and the node-lifecycle controller
 
     @property
     def server(self) -> str:
@@ -80,7 +88,8 @@ class KubeControlPlane:
         return self.directory / "admin.kubeconfig"
 
     def start(self) -> None:
-        tools = binaries.ensure_built(binaries.KUBE_APISERVER, binaries.KUBE_CONTROLLER_MANAGER)
+        needed = [binaries.KUBE_APISERVER, binaries.KUBE_CONTROLLER_MANAGER]
+        tools = binaries.ensure_built(*needed, *([binaries.KUBE_SCHEDULER] if self.with_node else []))
         etcd = shutil.which("etcd")
         if etcd is None:
             raise RuntimeError("etcd is not installed: run scripts/bootstrap.sh (Debian package etcd-server)")
@@ -111,7 +120,9 @@ class KubeControlPlane:
             [
                 str(tools["kube-apiserver"]),
                 "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-                "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+                "--bind-address", "127.0.0.1",
+                # The `kubernetes` Service's endpoint; the validation refuses a loopback address there.
+                "--advertise-address", netns.NODE_ADDRESS if self.with_node else "127.0.0.1",
                 "--secure-port", str(self.api_port),
                 "--tls-cert-file", str(pki / "serving.crt"),
                 "--tls-private-key-file", str(pki / "serving.key"),
@@ -121,7 +132,9 @@ class KubeControlPlane:
                 "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
                 "--service-account-key-file", str(pki / "sa.pub"),
                 "--service-account-signing-key-file", str(pki / "sa.key"),
-                "--service-cluster-ip-range", "10.96.0.0/16",
+                "--service-cluster-ip-range", netns.SERVICE_CLUSTER_IP_RANGE,
+                # No cluster DNS: the apiserver reaches a kubelet (logs, exec) at its node's address.
+                "--kubelet-preferred-address-types", "InternalIP",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
             ],
@@ -139,7 +152,7 @@ class KubeControlPlane:
                 "--authorization-kubeconfig", str(self.admin_kubeconfig),
                 "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
                 "--leader-elect=false",
-                "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller",
+                "--controllers", ",".join(_controllers(self.with_node)),
                 "--service-account-private-key-file", str(pki / "sa.key"),
                 "--root-ca-file", str(pki / "serving.crt"),
                 "--use-service-account-credentials=false",
@@ -147,6 +160,19 @@ class KubeControlPlane:
             ],
             lambda: self._default_service_account_exists(),
         )  # fmt: skip
+        if self.with_node:
+            self._launch(
+                "kube-scheduler",
+                [
+                    str(tools["kube-scheduler"]),
+                    "--kubeconfig", str(self.admin_kubeconfig),
+                    "--authentication-kubeconfig", str(self.admin_kubeconfig),
+                    "--authorization-kubeconfig", str(self.admin_kubeconfig),
+                    "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+                    "--leader-elect=false",
+                ],
+                lambda: True,
+            )  # fmt: skip
 
     def _launch(self, name: str, argv: list[str], is_ready: object) -> None:
         process = ManagedProcess(name, argv, self.directory / "logs" / f"{name}.log")
@@ -168,6 +194,10 @@ class KubeControlPlane:
         )
         with urllib.request.urlopen(request, context=context, timeout=5) as response:
             return bytes(response.read())
+
+    def api(self, method: str, path: str, body: object | None = None) -> bytes:
+        """An admin call to the apiserver; returns the raw body."""
+        return self._request(method, path, body)
 
     def _readyz(self) -> bool:
         return self._get("/readyz") == b"ok"
@@ -196,6 +226,17 @@ class KubeControlPlane:
 
     def log_paths(self) -> list[Path]:
         return [p.log_path for p in self.processes]
+
+
+def _controllers(with_node: bool) -> list[str]:
+    """Every default controller but those that need a cloud or allocate node CIDRs (the CNI config does).
+
+    Without a real kubelet the node-lifecycle controller would taint the stand-in's Node and evict its pods.
+    """
+    disabled = ["nodeipam", "cloud-node-lifecycle", "service-lb-controller"]
+    if not with_node:
+        disabled.append("nodelifecycle")
+    return ["*", *(f"-{name}" for name in disabled)]
 
 
 def _http_ok(url: str) -> bool:

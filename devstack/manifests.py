@@ -1,6 +1,7 @@
 """`make manifests`: render manifests/ (plain YAML for `kubectl apply -f`) from the Helm chart.
 
-The chart is the single source; tests/chart/test_manifests.py fails when manifests/ is out of date.
+The chart is the single source; tests/chart/test_chart_renders_and_validates.py fails when manifests/ is
+out of date.
 """
 
 from __future__ import annotations
@@ -28,10 +29,8 @@ metadata:
 
 
 def render(helm: Path) -> str:
-    rendered = subprocess.run(
-        [str(helm), "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+    command = [str(helm), "template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBE_VERSION]
+    rendered = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return HEADER + rendered
 
 

@@ -7,11 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from devstack.polling import WaitTimeout, wait_until
+
 READY_POLL_INTERVAL_SECONDS = 0.2
+STOP_POLL_INTERVAL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_BYTES = 6000
 
@@ -76,23 +78,32 @@ class ManagedProcess:
             )
 
     def wait_ready(self, is_ready: Callable[[], bool], timeout_seconds: float) -> None:
-        """Poll `is_ready` until it holds; raise with the log if the process dies or time runs out."""
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if self.popen is not None and self.popen.poll() is not None:
-                raise ServiceStartError(
-                    f"{self.name} exited with code {self.popen.returncode} before it was ready; "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            with contextlib.suppress(Exception):
-                if is_ready():
-                    return
-            time.sleep(READY_POLL_INTERVAL_SECONDS)
-        self.stop()
-        raise ServiceStartError(
-            f"{self.name} was not ready within {timeout_seconds:.0f} s; log {self.log_path}:\n"
-            f"{log_tail(self.log_path)}"
-        )
+        """Poll `is_ready` until it holds; raise with the log if the process dies or time runs out.
+
+        An exception from `is_ready` means "not yet": a service refuses connections while it starts.
+        """
+        try:
+            wait_until(
+                lambda: self._exited() or is_ready(),
+                timeout_seconds,
+                f"{self.name} to be ready",
+                READY_POLL_INTERVAL_SECONDS,
+                retry_on=(Exception,),
+            )
+        except WaitTimeout as timeout:
+            self.stop()
+            raise ServiceStartError(
+                f"{self.name} was not ready within {timeout_seconds:.0f} s (last: {timeout.last!r}); "
+                f"log {self.log_path}:\n{log_tail(self.log_path)}"
+            ) from None
+        if self.popen is not None and self._exited():
+            raise ServiceStartError(
+                f"{self.name} exited with code {self.popen.returncode} before it was ready; "
+                f"log {self.log_path}:\n{log_tail(self.log_path)}"
+            )
+
+    def _exited(self) -> bool:
+        return self.popen is not None and self.popen.poll() is not None
 
     def stop(self) -> None:
         if self.popen is None:
@@ -109,14 +120,24 @@ def stop_process_group(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> N
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    try:
+        wait_until(
+            lambda: _group_gone(pid),
+            grace_seconds,
+            f"process group {pid} to exit",
+            STOP_POLL_INTERVAL_SECONDS,
+        )
+    except WaitTimeout:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _group_gone(pid: int) -> bool:
+    """Whether no process of the group led by `pid` is left (reaping the leader if it is our child)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

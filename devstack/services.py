@@ -7,13 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.polling import wait_until
 from devstack.process import ManagedProcess, free_port, port_open
 
 START_TIMEOUT_SECONDS = 90.0
@@ -190,14 +190,14 @@ class Prometheus:
         config_path = self.directory / "prometheus.yml"
         config_path.write_text(json.dumps(config))
         self.port = free_port()
-        self.process = ManagedProcess(
-            "prometheus",
-            [
-                binary, f"--config.file={config_path}", f"--storage.tsdb.path={self.directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-            ],
-            self.directory / "prometheus.log",
-        )  # fmt: skip
+        argv = [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={self.directory / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+        ]
+        self.process = ManagedProcess("prometheus", argv, self.directory / "prometheus.log")
         self.process.start()
         self.process.wait_ready(
             lambda: _get(f"{self.url}/-/ready").startswith(b"Prometheus"), START_TIMEOUT_SECONDS
@@ -224,14 +224,12 @@ class Prometheus:
 
     def wait_for(self, promql: str, timeout_seconds: float = 30.0) -> list[dict[str, Any]]:
         """Poll until `promql` returns a non-empty result; raise TimeoutError with the last answer."""
-        deadline = time.monotonic() + timeout_seconds
-        result: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            result = self.query(promql)
-            if result:
-                return result
-            time.sleep(0.5)
-        raise TimeoutError(f"{promql!r} returned nothing within {timeout_seconds} s (last: {result})")
+        return wait_until(
+            lambda: self.query(promql),
+            timeout_seconds,
+            f"{promql!r} to return a series",
+            interval_seconds=0.5,
+        )
 
     def stop(self) -> None:
         if self.process:

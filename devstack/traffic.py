@@ -1,8 +1,10 @@
 """Bursts of uniquely numbered messages for the demo and the end-to-end tests, with their ledger.
 
-Every message body is a JSON object with an `id`; the demo task records each id it finished under a
-records directory (one line per completion, appended atomically), so a run can prove that every published
-message was processed at least once and count the duplicates instead of hiding them.
+Every message body is a JSON object with an `id`; the demo task records each id it finished, so a run
+can prove that every published message was processed at least once and count the duplicates instead of
+hiding them. Workers on the host append to files in a records directory (one line per completion, written
+atomically); workers in pods, whose file systems the host does not share, POST each id to a
+`LedgerServer` (on 127.0.0.1, reached from the pods at the node's address).
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import aio_pika
 from google.cloud import pubsub_v1
 
 RECORDS_DIR_ENV = "QC_DEMO_RECORDS_DIR"
+RECORDS_URL_ENV = "QC_DEMO_RECORDS_URL"
+RECORD_TIMEOUT_SECONDS = 10.0
 
 
 def message_body(message_id: str, work_seconds: float) -> bytes:
@@ -26,6 +33,12 @@ def message_body(message_id: str, work_seconds: float) -> bytes:
 
 def record_done(message_id: str) -> None:
     """Called by the demo task when it finished a message (before the ack, so a crash makes a duplicate)."""
+    url = os.environ.get(RECORDS_URL_ENV)
+    if url:
+        request = urllib.request.Request(url, data=message_id.encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=RECORD_TIMEOUT_SECONDS) as response:
+            response.read()
+        return
     directory = Path(os.environ[RECORDS_DIR_ENV])
     line = f"{message_id}\n".encode()
     fd = os.open(directory / f"{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -58,6 +71,45 @@ def read_ledger(published: set[str], records_dir: Path) -> Ledger:
     for path in records_dir.glob("*.log"):
         completions.update(line for line in path.read_text().splitlines() if line)
     return Ledger(frozenset(published), completions)
+
+
+class LedgerServer:
+    """Counts the ids POSTed by workers in pods; `ledger(published)` reads it like `read_ledger`."""
+
+    def __init__(self) -> None:
+        self.completions: Counter[str] = Counter()
+        lock = threading.Lock()
+        completions = self.completions
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                message_id = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                with lock:
+                    completions[message_id] += 1
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self._lock = lock
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="ledger", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def ledger(self, published: set[str]) -> Ledger:
+        with self._lock:
+            return Ledger(frozenset(published), Counter(self.completions))
 
 
 async def publish_rabbitmq(amqp_url: str, queue: str, ids: list[str], work_seconds: float) -> None:

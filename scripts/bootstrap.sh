@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything `make test` and `make demo` need on a fresh Debian machine of this project's kind,
 # and skips each step whose result is already there:
-#   1. Debian packages: rabbitmq-server, prometheus (with promtool), etcd-server, openssl;
+#   1. Debian packages: rabbitmq-server, prometheus (with promtool), etcd-server, openssl, and for the
+#      local node containerd, runc, containernetworking-plugins, buildah, mmdebstrap, iptables, gcc;
 #   2. the Python virtual environment .venv with the pinned dependencies (constraints.txt);
-#   3. kube-apiserver, kube-controller-manager and helm, built from their Go modules (tools/*/go.mod)
-#      into ~/.cache/queue-consumer-operator (minutes the first time, cached afterwards).
+#   3. kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and helm, built from their Go
+#      modules (tools/*/go.mod) into ~/.cache/queue-consumer-operator (minutes the first time, cached);
+#   4. the node's images (devstack/image.py): a Debian base tagged as the Dockerfile's FROM, the pause
+#      image, and the project's image built from the Dockerfile with buildah (rebuilt when it changed).
 # The Pub/Sub emulator ships with the machine image's Google Cloud CLI and cannot be installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +21,11 @@ need_apt=()
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v etcd >/dev/null || need_apt+=(etcd-server)
 command -v openssl >/dev/null || need_apt+=(openssl)
+for tool in containerd runc buildah mmdebstrap iptables gcc; do
+  command -v "$tool" >/dev/null || need_apt+=("$tool")
+done
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+[ -f /usr/include/stdio.h ] || need_apt+=(libc6-dev)  # the pause binary is linked statically
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -44,4 +52,5 @@ fi
 
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 .venv/bin/python -m devstack.binaries
+.venv/bin/python -m devstack.image
 echo "bootstrap: ready"

@@ -42,3 +42,5 @@ OPERATOR_SOURCE_LATENCY: Final = f"{OPERATOR_PREFIX}_source_request_duration_sec
 OPERATOR_RECONCILES: Final = f"{OPERATOR_PREFIX}_reconciles_total"  # label: result
 OPERATOR_FALLBACK_ACTIVE: Final = f"{OPERATOR_PREFIX}_fallback_active"
 OPERATOR_PAUSED: Final = f"{OPERATOR_PREFIX}_paused"
+# 1 while the workers fail so many tasks that scale-up is held back (scaling.downstreamProtection).
+OPERATOR_DOWNSTREAM_FAILING: Final = f"{OPERATOR_PREFIX}_downstream_failing"

@@ -33,5 +33,6 @@ RABBITMQ_QUEUE_ARGUMENTS: Final = (
     "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
 )
 
-# Set by the Pub/Sub client libraries themselves; passed through for emulators.
+# Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"
+GOOGLE_APPLICATION_CREDENTIALS: Final = "GOOGLE_APPLICATION_CREDENTIALS"

@@ -115,7 +115,8 @@ def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, An
             "runAsNonRoot": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # the process pool needs a writable /tmp
+        # The process pool needs a writable /tmp; a source may mount Secrets as files (a Google key).
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}] + [m for _, m in spec.source.worker_files()],
     }
     if w.image_pull_policy:
         container["imagePullPolicy"] = w.image_pull_policy
@@ -131,7 +132,7 @@ def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, An
             "fsGroup": WORKER_USER_ID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}] + [v for v, _ in spec.source.worker_files()],
     }
     template = {
         "metadata": {

@@ -9,6 +9,7 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -19,11 +20,13 @@ import kopf
 from qc_common import api
 from qc_operator import errors, status
 from qc_operator import spec as spec_module
-from qc_operator.kube import Kube, make_api_client
+from qc_operator.gcp import GoogleTokens
+from qc_operator.kube import DeploymentState, Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
 from qc_operator.reconcile import Autoscaler, ensure_children
 from qc_operator.settings import OperatorSettings
 
+log = logging.getLogger(__name__)
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
@@ -43,6 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
     memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
+    memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
     logger.info("metrics on :%d/metrics", own.metrics_port)
 
@@ -52,7 +56,14 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     # Read $KUBECONFIG now, not when the kubernetes client was imported; in a pod, the service account.
     if os.environ.get("KUBECONFIG"):
         return kopf.login_with_kubeconfig(**kwargs)
-    return kopf.login_with_service_account(**kwargs)
+    info = kopf.login_with_service_account(**kwargs)
+    host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+    if info is not None and host and port:
+        # kopf dials https://kubernetes.default.svc, which needs cluster DNS; like client-go's in-cluster
+        # config (and our kube.py), use the address the kubelet puts in every pod's environment.
+        host = f"[{host}]" if ":" in host else host
+        info = dataclasses.replace(info, server=f"https://{host}:{port}")
+    return info
 
 
 @kopf.on.cleanup()
@@ -70,6 +81,7 @@ async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, messag
     if memo.not_ready.get(key) == (reason, message):
         return
     memo.not_ready[key] = (reason, message)
+    log.warning("%s/%s: not ready (%s): %s", *key, reason, message)  # once per change, not per tick
     previous = status.ConsumerStatus.from_dict(body.get("status"))
     before = [c for c in previous.conditions if c.type == "Ready"]
     wanted = status.merge_conditions(
@@ -97,12 +109,39 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
         await report_not_ready(memo, body, reason, str(error))
 
 
+OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
+
+
+@kopf.index("apps", "v1", "deployments", labels=OWNED)
+def worker_deployments(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], DeploymentState]:
+    """The worker Deployments as watched: a tick reads its Deployment here, not from the API (a read per
+    QueueConsumer per interval is most of what an idle operator would otherwise do)."""
+    return {(namespace or "", name): DeploymentState.from_body(body)}
+
+
+def latest(
+    index: kopf.Index[tuple[str, str], DeploymentState], namespace: str, name: str
+) -> DeploymentState | None:
+    store = index.get((namespace, name))
+    return next(iter(store), None) if store is not None else None
+
+
 @kopf.daemon(*RESOURCE, cancellation_timeout=10)
 async def scale(
-    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **_: Any
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **kwargs: Any
 ) -> None:
-    autoscaler = Autoscaler(memo.kube, memo.session, memo.metrics)
+    worker_deployments: kopf.Index[tuple[str, str], DeploymentState] = kwargs["worker_deployments"]
+    autoscaler = Autoscaler(
+        memo.kube,
+        memo.session,
+        memo.metrics,
+        memo.google_tokens,
+        watched=lambda namespace, name: latest(worker_deployments, namespace, name),
+    )
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    last_unexpected = ""  # an unexpected error is logged in full once, and again only when it changes
     while not stopped:
         interval = FIRST_TICK_INTERVAL_SECONDS
         plain = copy.deepcopy(dict(body))
@@ -113,15 +152,18 @@ async def scale(
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             memo.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
             memo.metrics.reconciled(namespace, name, "ok")
+            last_unexpected = ""
         except Exception as error:  # never the end of the loop
             reason = errors.ready_reason(error)
             if reason is not None:
                 memo.metrics.reconciled(namespace, name, "invalid")
                 await report_not_ready(memo, body, reason, str(error))
                 autoscaler.last_status = None  # Ready=False was written: compare with the status anew
-            else:  # an API hiccup: logged, counted, retried next tick
+            else:  # an API hiccup: counted, retried next tick
                 memo.metrics.reconciled(namespace, name, "error")
-                logger.exception("scaling tick failed")
+                if repr(error) != last_unexpected:
+                    logger.exception("scaling tick failed (logged again only when the error changes)")
+                last_unexpected = repr(error)
         await stopped.wait(interval)
 
 
@@ -135,7 +177,6 @@ def controlling_consumer(body: kopf.Body) -> str | None:
 
 # A child deleted by hand comes back at once (the tick re-creates the Deployment itself): watched, not
 # polled, so a steady state costs no reads. Only objects carrying our managed-by label are looked at.
-OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
 
 
 @kopf.on.event("v1", "serviceaccounts", labels=OWNED)

@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,23 @@ class DeploymentState:
     pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
     controller_uid: str | None  # the uid of the object controlling it (ours: the QueueConsumer's)
     spec_hash: str | None  # the pod template's hash annotation, as builders.pod_template wrote it
-    body: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # The object as read (a client model) or as watched (a plain dict): turned into a body only to replace.
+    model: Any = field(repr=False, compare=False, default=None)
+
+    @staticmethod
+    def from_body(body: Mapping[str, Any]) -> DeploymentState:
+        """From a Deployment as plain data (a watch event's object)."""
+        spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body.get("metadata") or {}
+        template_meta = (spec.get("template") or {}).get("metadata") or {}
+        owners = meta.get("ownerReferences") or []
+        return DeploymentState(
+            replicas=int(spec.get("replicas") or 0),
+            ready_replicas=int(status.get("readyReplicas") or 0),
+            pods=int(status.get("replicas") or 0),
+            controller_uid=next((str(o.get("uid")) for o in owners if o.get("controller")), None),
+            spec_hash=(template_meta.get("annotations") or {}).get(api.SPEC_HASH_ANNOTATION),
+            model=body,
+        )
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,11 @@ class Kube:
     async def replace_pod_template(self, current: DeploymentState, desired: dict[str, Any]) -> None:
         """Roll the pods: the whole template is replaced (a field removed from the spec goes), our labels
         set, and everything else of the Deployment (replicas above all: the scaler's) kept as it is."""
-        body = copy.deepcopy(current.body)
+        body: dict[str, Any] = copy.deepcopy(
+            dict(current.model)
+            if isinstance(current.model, Mapping)
+            else self.api_client.sanitize_for_serialization(current.model)  # type: ignore[no-untyped-call]
+        )
         body["spec"]["template"] = desired["spec"]["template"]
         body["metadata"]["labels"] = {
             **(body["metadata"].get("labels") or {}),
@@ -189,7 +210,7 @@ class Kube:
             pods=int(deployment.status.replicas or 0),
             controller_uid=controller_uid(deployment.metadata.owner_references),
             spec_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
-            body=self.api_client.sanitize_for_serialization(deployment),  # type: ignore[no-untyped-call]
+            model=deployment,
         )
 
     async def _write(self, what: str, call: Any, *args: Any) -> Any:

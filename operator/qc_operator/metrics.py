@@ -41,6 +41,9 @@ class OperatorMetrics:
         self.throughput = gauge(names.OPERATOR_THROUGHPUT, "Measured messages/s per fully busy replica.")
         self.fallback = gauge(names.OPERATOR_FALLBACK_ACTIVE, "1 while fallback replicas are in use.")
         self.paused = gauge(names.OPERATOR_PAUSED, "1 while scaling is paused by annotation.")
+        self.downstream_failing = gauge(
+            names.OPERATOR_DOWNSTREAM_FAILING, "1 while failing tasks hold scale-up back."
+        )
         self.scale_events = counter(names.OPERATOR_SCALE_EVENTS, "Replica changes made.", "direction")
         self.source_errors = counter(names.OPERATOR_SOURCE_ERRORS, "Failed backlog reads.", "source")
         self.reconciles = counter(names.OPERATOR_RECONCILES, "Reconciles and scaling ticks.", "result")
@@ -57,6 +60,7 @@ class OperatorMetrics:
             self.throughput,
             self.fallback,
             self.paused,
+            self.downstream_failing,
         )
         # Every labelled series of one consumer, to drop them all when it is deleted.
         self._series: dict[tuple[str, str], set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
@@ -96,6 +100,7 @@ class OperatorMetrics:
         self.max_replicas.labels(*keys).set(spec.policy.max_replicas)
         self.fallback.labels(*keys).set(1 if the_plan.decision.fallback else 0)
         self.paused.labels(*keys).set(1 if the_plan.paused else 0)
+        self.downstream_failing.labels(*keys).set(1 if the_plan.held_for_downstream else 0)
 
     def forget(self, namespace: str, consumer: str) -> None:
         """Drop every series of a deleted consumer: gauges, counters and histograms alike."""

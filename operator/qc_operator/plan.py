@@ -52,6 +52,7 @@ class Plan:
     decision: scaling.Decision
     state: scaling.ScalingState  # what the next tick starts from
     paused: bool
+    held_for_downstream: bool
     deletion_costs: Mapping[str, int]  # only the pods whose annotation must change, before a scale-down
     status: ConsumerStatus
     write_status: bool
@@ -84,6 +85,21 @@ def pause_override(annotations: Mapping[str, str], current: int, max_replicas: i
     if annotations.get(api.PAUSED_ANNOTATION, "").lower() == "true":
         return current, f"paused by {api.PAUSED_ANNOTATION}: holding {current} replicas"
     return None, ""
+
+
+def downstream_failing(spec: QueueConsumerSpec, workers: WorkerStats) -> str:
+    """Why the downstream looks to be failing (the workers' failed attempts since the last scrape), or ""."""
+    protection = spec.downstream
+    ratio = workers.failure_ratio
+    failed = sum(workers.failed_by_reason.values())
+    attempts = failed + workers.acked
+    if not protection.enabled or ratio is None or attempts < protection.minimum_attempts:
+        return ""
+    if ratio < protection.failure_ratio:
+        return ""
+    reasons = sorted(workers.failed_by_reason.items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{reason} {count / failed:.0%}" for reason, count in reasons[:3])
+    return f"the workers failed {ratio:.0%} of {attempts:.0f} task attempts since the last scrape ({shown})"
 
 
 def deletion_costs(in_flight_by_pod: Mapping[str, float], known: Mapping[str, int | None]) -> dict[str, int]:
@@ -146,10 +162,15 @@ def plan(
     )
     paused_replicas, paused_message = pause_override(observed.annotations, current, spec.policy.max_replicas)
     target = paused_replicas if paused_replicas is not None else decision.replicas
-    # A pause applies another count than decided: remember that one, so it spends no rate-limit budget.
+    failing = downstream_failing(spec, observed.workers)
+    held = bool(failing) and paused_replicas is None and target > current
+    if held:  # more workers would only add load to what is failing
+        target = current
+        failing = f"holding {current} replicas instead of {decision.replicas}: {failing}"
+    # A pause or a hold applies another count than decided: remember that one (no rate-limit budget spent).
     kept = (
         decision.state
-        if paused_replicas is None
+        if target == decision.replicas
         else scaling.overridden_state(decision, current, target, now_monotonic)
     )
     scales = target != current
@@ -158,6 +179,9 @@ def plan(
     events: list[Event] = []
     if scales:
         events.append(Event("Normal", "Scaled", reason))
+    was_failing = any(c.type == "DownstreamFailing" and c.status for c in last_status.conditions)
+    if failing and not was_failing:
+        events.append(Event("Warning", "DownstreamFailing", failing))
     if observed.source_error and last_status.last_source_error != observed.source_error:
         events.append(Event("Warning", "SourceError", observed.source_error))
 
@@ -172,7 +196,17 @@ def plan(
         desired_replicas=decision.replicas,
         ready_replicas=observed.ready_replicas,
         conditions=merge_conditions(
-            last_status.conditions, _conditions(decision, paused_message, observed.source_error), now_rfc3339
+            last_status.conditions,
+            [
+                *_conditions(decision, paused_message, observed.source_error),
+                Condition(
+                    "DownstreamFailing",
+                    bool(failing),
+                    "TasksFailing" if failing else "TasksSucceeding",
+                    failing or "the workers' tasks succeed: scale-up is not held back",
+                ),
+            ],
+            now_rfc3339,
         ),
         last_source_error=observed.source_error or None,
         last_scale_time=now_rfc3339 if scales else last_status.last_scale_time,
@@ -186,6 +220,7 @@ def plan(
         decision=decision,
         state=kept,
         paused=paused_replicas is not None,
+        held_for_downstream=held,
         deletion_costs=deletion_costs(stats.in_flight_by_pod, observed.known_deletion_costs)
         if target < current
         else {},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMis
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
+from qc_operator.sources.base import GoogleTokenSource
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
@@ -42,16 +44,25 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
     return await ensure_deployment(kube, body, spec)
 
 
+def desired_deployment(body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
+    initial = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
+    return builders.deployment(body, spec, int(initial) if isinstance(initial, int) else 0)
+
+
 async def ensure_deployment(
-    kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec, current: DeploymentState | None = None
+    kube: Kube,
+    body: dict[str, Any],
+    spec: QueueConsumerSpec,
+    current: DeploymentState | None = None,
+    desired: dict[str, Any] | None = None,
 ) -> DeploymentState:
     """Create the Deployment, or replace its pod template when the spec's hash changed (`current`: the
-    state just read, if the caller has it). Never touches the replicas of an existing Deployment."""
+    state just read, `desired`: what the spec builds, if the caller has them). Never touches the replicas
+    of an existing Deployment."""
     meta = body["metadata"]
     name = builders.worker_name(meta["name"])
     current = current or await kube.deployment_state(meta["namespace"], name)
-    initial = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
-    desired = builders.deployment(body, spec, int(initial) if isinstance(initial, int) else 0)
+    desired = desired or desired_deployment(body, spec)
     if current is None:
         await kube.create_deployment(desired)
         current = await kube.deployment_state(meta["namespace"], name)
@@ -71,12 +82,16 @@ class Autoscaler:
     kube: Kube
     session: aiohttp.ClientSession
     metrics: OperatorMetrics
+    google_tokens: GoogleTokenSource
+    # The worker Deployments as the operator's watch last saw them (namespace, name) -> state; None: read.
+    watched: Callable[[str, str], DeploymentState | None] | None = None
     state: scaling.ScalingState | None = None
     last_status: status.ConsumerStatus | None = None
     estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
     # Wall-clock time minus monotonic time, fixed for the process: the status's times then do not jitter
     # from tick to tick (a jitter would change the status, and cost a write, at steady state).
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
+    desired_for: tuple[Any, dict[str, Any]] | None = None  # (generation, the Deployment it builds)
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -96,22 +111,33 @@ class Autoscaler:
         self.state = the_plan.state
         return the_plan.events
 
+    def _desired(self, body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
+        """The Deployment the spec builds, built once per generation (a tick would otherwise hash the pod
+        template again every interval for every QueueConsumer)."""
+        generation = body["metadata"].get("generation")
+        if self.desired_for is None or self.desired_for[0] != generation:
+            self.desired_for = (generation, desired_deployment(body, spec))
+        return self.desired_for[1]
+
     async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         # Every tick: the Deployment is there, ours, and shaped by the current spec (one read; a write
         # only when something differs), so a Deployment deleted or edited by hand comes back.
-        deployment = await self.kube.deployment_state(namespace, builders.worker_name(name))
+        worker_name = builders.worker_name(name)
+        # From the watch when it has it (no API read per tick), else from the API.
+        deployment = self.watched(namespace, worker_name) if self.watched else None
+        deployment = deployment or await self.kube.deployment_state(namespace, worker_name)
         if deployment is None:  # deleted by someone, or not created yet: heal all the children
             deployment = await ensure_children(self.kube, body, spec)
         else:
-            deployment = await ensure_deployment(self.kube, body, spec, deployment)
+            deployment = await ensure_deployment(self.kube, body, spec, deployment, self._desired(body, spec))
 
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
             secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
-            reader = spec.backlog.reader(secrets)
+            reader = spec.backlog.reader(secrets, self.google_tokens)
             started = time.monotonic()
             try:
                 timeout = request_timeout_seconds(spec.polling_interval_seconds)

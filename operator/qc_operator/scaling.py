@@ -102,18 +102,31 @@ class ScalingPolicy:
 
 
 def hpa_compatible(
-    min_replicas: int, max_replicas: int, messages_per_replica: float, *, activation_backlog: float = 0.0,
-    cooldown_seconds: float = KEDA_COOLDOWN_SECONDS, fallback_replicas: int | None = None,
-    scale_up: ScalingRules = HPA_SCALE_UP, scale_down: ScalingRules = HPA_SCALE_DOWN,
-) -> ScalingPolicy:  # fmt: skip
+    min_replicas: int,
+    max_replicas: int,
+    messages_per_replica: float,
+    *,
+    activation_backlog: float = 0.0,
+    cooldown_seconds: float = KEDA_COOLDOWN_SECONDS,
+    fallback_replicas: int | None = None,
+    scale_up: ScalingRules = HPA_SCALE_UP,
+    scale_down: ScalingRules = HPA_SCALE_DOWN,
+) -> ScalingPolicy:
     """KEDA + the HPA in one line: a ScaledObject with an AverageValue target of `messages_per_replica` and
     the HPA's `behavior` at its defaults (tolerance 0.1 both ways, the first recommendation recorded)."""
     return ScalingPolicy(
-        min_replicas=min_replicas, max_replicas=max_replicas, messages_per_replica=messages_per_replica,
-        target_drain_seconds=None, activation_backlog=activation_backlog, cooldown_seconds=cooldown_seconds,
-        tolerance=HPA_TOLERANCE, scale_up=scale_up, scale_down=scale_down,
-        fallback_replicas=fallback_replicas, initial_recommendation=True,
-    )  # fmt: skip
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        messages_per_replica=messages_per_replica,
+        target_drain_seconds=None,
+        activation_backlog=activation_backlog,
+        cooldown_seconds=cooldown_seconds,
+        tolerance=HPA_TOLERANCE,
+        scale_up=scale_up,
+        scale_down=scale_down,
+        fallback_replicas=fallback_replicas,
+        initial_recommendation=True,
+    )
 
 
 @dataclass(frozen=True)

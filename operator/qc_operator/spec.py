@@ -42,12 +42,22 @@ class WorkerSpec:
 
 
 @dataclass(frozen=True)
+class DownstreamProtection:
+    """No scale-up into a failing downstream (`scaling.downstreamProtection`)."""
+
+    enabled: bool
+    failure_ratio: float
+    minimum_attempts: int
+
+
+@dataclass(frozen=True)
 class QueueConsumerSpec:
     source: MessageSourceSettings
     backlog: BacklogSettings  # the source itself, or spec.backlog's reader when set
     worker: WorkerSpec
     policy: scaling.ScalingPolicy
     polling_interval_seconds: float
+    downstream: DownstreamProtection
 
     @property
     def source_kind(self) -> str:
@@ -172,4 +182,9 @@ def _parse(raw: dict[str, Any]) -> QueueConsumerSpec:
         worker=_worker(raw["worker"]),
         policy=parse_policy(scaling_raw),
         polling_interval_seconds=float(scaling_raw["pollingIntervalSeconds"]),
+        downstream=DownstreamProtection(
+            enabled=bool(scaling_raw["downstreamProtection"]["enabled"]),
+            failure_ratio=float(scaling_raw["downstreamProtection"]["failureRatio"]),
+            minimum_attempts=int(scaling_raw["downstreamProtection"]["minimumAttempts"]),
+        ),
     )

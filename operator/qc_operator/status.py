@@ -186,7 +186,7 @@ def decode_state(
 ) -> scaling.ScalingState:
     """The memory `encode_state` wrote, on this process's monotonic clock; what was "now" at the last
     tick before a restart is taken as now (it may have held until the restart)."""
-    if not raw:
+    if not isinstance(raw, Mapping) or not raw:
         return scaling.ScalingState()
     offset = now_monotonic - now_wall
 
@@ -206,5 +206,5 @@ def decode_state(
             queue_empty_seconds=moment(raw.get("queueEmpty"), raw.get("emptyAtLastTick")),
             stale_backlog=float(raw.get("staleBacklog") or 0.0),
         )
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         return scaling.ScalingState()  # a hand-edited status must not stop scaling

@@ -29,6 +29,7 @@ class PodSample:
     in_flight: float
     busy_ratio: float
     empty_receives_total: float | None = None  # None: the worker does not export the counter
+    failed_by_reason: Mapping[str, float] = field(default_factory=dict)  # task attempts that failed
 
 
 @dataclass(frozen=True)
@@ -39,22 +40,56 @@ class WorkerStats:
     busy_replicas: float | None  # the sum of the pods' busy fractions; None when no pod answered
     # Some pod's empty-receive counter rose since its previous scrape; None when no pod could be compared.
     queue_found_empty: bool | None
+    # Since the previous scrape, over the pods that can be compared: failed attempts by reason, and acks.
+    failed_by_reason: Mapping[str, float] = field(default_factory=dict)
+    acked: float = 0.0
+
+    @property
+    def failure_ratio(self) -> float | None:
+        """Failed attempts / (failed + acked) since the previous scrape; None when nothing was attempted."""
+        failed = sum(self.failed_by_reason.values())
+        return failed / (failed + self.acked) if failed + self.acked > 0 else None
 
 
 def parse_pod_metrics(text: str) -> PodSample:
     acked = in_flight = busy = 0.0
     empty: float | None = None
+    failed: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == names.WORKER_MESSAGES_ACKED:
                 acked += sample.value
+            elif sample.name == names.WORKER_TASKS_FAILED:
+                reason = sample.labels.get("reason", "unknown")
+                failed[reason] = failed.get(reason, 0.0) + sample.value
             elif sample.name == names.WORKER_EMPTY_RECEIVES:
                 empty = (empty or 0.0) + sample.value
             elif sample.name == names.WORKER_TASKS_IN_FLIGHT:
                 in_flight += sample.value
             elif sample.name == names.WORKER_BUSY_RATIO:
                 busy = max(busy, sample.value)
-    return PodSample(acked, in_flight, busy, empty)
+    return PodSample(acked, in_flight, busy, empty, failed)
+
+
+def outcomes_since(
+    previous: Mapping[str, PodSample], current: Mapping[str, PodSample]
+) -> tuple[dict[str, float], float]:
+    """(failed attempts by reason, acks) between two scrapes, over the pods present in both whose counters
+    did not go down (a restarted container's rise since then is unknown)."""
+    failed: dict[str, float] = {}
+    acked = 0.0
+    for pod, sample in current.items():
+        before = previous.get(pod)
+        if before is None or sample.acked_total < before.acked_total:
+            continue
+        rises = {r: v - before.failed_by_reason.get(r, 0.0) for r, v in sample.failed_by_reason.items()}
+        if any(rise < 0 for rise in rises.values()):
+            continue
+        acked += sample.acked_total - before.acked_total
+        for reason, rise in rises.items():
+            if rise > 0:
+                failed[reason] = failed.get(reason, 0.0) + rise
+    return failed, acked
 
 
 def queue_found_empty(previous: Mapping[str, PodSample], current: Mapping[str, PodSample]) -> bool | None:
@@ -97,8 +132,10 @@ class ThroughputEstimator:
 
 def summarize(samples: Mapping[str, PodSample], estimator: ThroughputEstimator, now: float) -> WorkerStats:
     """The fleet's figures from this scrape (pod name -> sample); updates the estimator's memory."""
-    found_empty = queue_found_empty({pod: s for pod, (_, s) in estimator.previous.items()}, samples)
+    previous = {pod: s for pod, (_, s) in estimator.previous.items()}
+    found_empty = queue_found_empty(previous, samples)
+    failed, acked = outcomes_since(previous, samples)
     throughput = estimator.update(samples, now)
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
     busy = sum(s.busy_ratio for s in samples.values()) if samples else None
-    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, found_empty)
+    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, found_empty, failed, acked)

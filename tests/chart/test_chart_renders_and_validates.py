@@ -13,16 +13,31 @@ import yaml
 from devstack import manifests
 
 CHART = manifests.CHART
-VALUE_SETS: dict[str, list[str]] = {
+# Named sets of `--set` values, each rendered and validated.
+VALUES: dict[str, list[str]] = {
     "defaults": [],
-    "namespaced": ["--set", "watch.allNamespaces=false", "--set", "watch.namespaces[0]=team-a",
-                   "--set", "watch.namespaces[1]=team-b"],
-    "ha-with-peering": ["--set", "operator.replicas=2", "--set", "peering.enabled=true"],
-    "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true",
-                   "--set", "metrics.workerPodMonitor.enabled=true", "--set", "dashboards.enabled=true"],
-    "no-crds": ["--set", "crds.install=false", "--set", "serviceAccount.create=false",
-                "--set", "serviceAccount.name=existing"],
-}  # fmt: skip
+    "namespaced": ["watch.allNamespaces=false", "watch.namespaces[0]=team-a", "watch.namespaces[1]=team-b"],
+    "ha-with-peering": ["operator.replicas=2", "peering.enabled=true"],
+    "monitoring": [
+        "metrics.serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+        "metrics.workerPodMonitor.enabled=true",
+        "dashboards.enabled=true",
+    ],
+    "no-crds": ["crds.install=false", "serviceAccount.create=false", "serviceAccount.name=existing"],
+    "no-admission-policies": ["admissionPolicies.enabled=false"],
+    "host-access-allowed": [
+        "admissionPolicies.podSecurity.allowPrivileged=true",
+        "admissionPolicies.requireSecretAccess=false",
+    ],
+    "narrow": [
+        "rbac.secretNames[0]=rabbitmq",
+        "admissionPolicies.podSecurity.allowedCapabilities[0]=NET_BIND_SERVICE",
+    ],
+}
+VALUE_SETS: dict[str, list[str]] = {
+    name: [arg for value in values for arg in ("--set", value)] for name, values in VALUES.items()
+}
 # No schema ships for the Prometheus operator's kinds; they are checked for shape below instead.
 PROMETHEUS_OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
@@ -32,8 +47,8 @@ def helm(helm_binary: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(helm_binary: Path, extra: list[str]) -> list[dict[str, Any]]:
-    result = helm(helm_binary, "template", "qc", str(CHART), "-n", "qc-system", "--kube-version",
-                  manifests.KUBE_VERSION, *extra)  # fmt: skip
+    chart = ["qc", str(CHART), "-n", "qc-system", "--kube-version", manifests.KUBE_VERSION]
+    result = helm(helm_binary, "template", *chart, *extra)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -62,9 +77,11 @@ def test_operator_pod_is_locked_down(helm_binary: Path) -> None:
     container = pod["containers"][0]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {
-        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
-    }  # fmt: skip
+    }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"]
 
@@ -105,6 +122,11 @@ def test_no_rule_grants_delete_or_wildcards(helm_binary: Path) -> None:
         (["--set", "operator.metricsPort=70000"], "/operator/metricsPort"),
         (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
         (
+            ["--set", "admissionPolicies.podSecurity.allowedCapabilities[0]=net_admin"],
+            "/admissionPolicies/podSecurity/allowedCapabilities/0",
+        ),
+        (["--set", "rbac.secretNames[0]=Not A Name"], "/rbac/secretNames/0"),
+        (
             ["--set", "watch.namespaces[0]=Not_A_Namespace", "--set", "watch.allNamespaces=false"],
             "/watch/namespaces/0",
         ),
@@ -116,6 +138,59 @@ def test_values_schema_rejects_bad_values(helm_binary: Path, values: list[str], 
     )
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_admission_policies_follow_their_values(helm_binary: Path) -> None:
+    def policies(name: str) -> dict[str, dict[str, Any]]:
+        documents = render(helm_binary, VALUE_SETS[name])
+        bindings = {
+            d["spec"]["policyName"] for d in documents if d["kind"] == "ValidatingAdmissionPolicyBinding"
+        }
+        found = {d["metadata"]["name"]: d for d in documents if d["kind"] == "ValidatingAdmissionPolicy"}
+        assert set(found) == bindings, name  # every policy bound, every binding to a policy
+        for policy in found.values():
+            assert policy["spec"]["failurePolicy"] == "Fail"
+        return {key.removeprefix("qc-queue-consumer-operator-"): value for key, value in found.items()}
+
+    assert set(policies("defaults")) == {
+        "operator-pod-updates",
+        "operator-owned-objects",
+        "operator-worker-pod-security",
+        "operator-worker-scale",
+        "queueconsumer-spec",
+    }
+    assert policies("no-admission-policies") == {}
+    # Host access allowed and no Secret check: nothing left to say about QueueConsumers.
+    assert set(policies("host-access-allowed")) == {
+        "operator-pod-updates",
+        "operator-owned-objects",
+        "operator-worker-scale",
+    }
+    narrow = policies("narrow")
+    expressions = [v["expression"] for v in narrow["queueconsumer-spec"]["spec"]["validations"]]
+    assert any('["NET_BIND_SERVICE"]' in e for e in expressions)
+    username = "request.userInfo.username == 'system:serviceaccount:qc-system:qc-queue-consumer-operator'"
+    for name in ("operator-pod-updates", "operator-owned-objects", "operator-worker-scale"):
+        assert narrow[name]["spec"]["matchConditions"] == [
+            {"name": "is-the-operator", "expression": username}
+        ]
+    secrets = [
+        r
+        for d in render(helm_binary, VALUE_SETS["narrow"])
+        for r in d.get("rules", [])
+        if r["resources"] == ["secrets"]
+    ]
+    assert secrets == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["rabbitmq"], "verbs": ["get"]}
+    ]
+
+
+def test_no_rule_lets_the_operator_enumerate_secrets(helm_binary: Path) -> None:
+    for name, extra in VALUE_SETS.items():
+        for doc in render(helm_binary, extra):
+            for rule in doc.get("rules", []):
+                if "secrets" in rule["resources"]:
+                    assert rule["verbs"] == ["get"], name
 
 
 def test_manifests_are_generated_from_the_chart(helm_binary: Path) -> None:

@@ -15,48 +15,20 @@ from kubernetes import client, config
 
 from devstack import manifests
 from devstack.kube import KubeControlPlane
+from devstack.polling import wait_until
 from devstack.process import free_port
 from devstack.services import RabbitMQ
 from qc_common import api
+from tests.chart.chart_harness import NAMESPACE, RELEASE, helm, install
+from tests.operator.operator_harness import queue_consumer
 
-RELEASE, NAMESPACE = "qc", "qc-system"
 EXAMPLES = manifests.OUTPUT.parent / "examples"
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
-from operator_harness import eventually, queue_consumer  # noqa: E402
-
-
-def helm(helm_binary: Path, kube: KubeControlPlane, *args: str) -> str:
-    env = {**os.environ, "KUBECONFIG": str(kube.admin_kubeconfig), "HELM_CACHE_HOME": "/tmp/helm-cache"}
-    result = subprocess.run([str(helm_binary), *args], capture_output=True, text=True, env=env, timeout=180)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def adopt_existing_crd(admin: client.ApiClient) -> None:
-    """Mark a CRD created without helm (by `kubectl apply`, or by another suite on this shared apiserver)
-    as the release's, as the README tells users who switch to helm; helm refuses to install over it else."""
-    marks = {
-        "metadata": {
-            "labels": {"app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {
-                "meta.helm.sh/release-name": RELEASE,
-                "meta.helm.sh/release-namespace": NAMESPACE,
-            },
-        }
-    }
-    try:
-        client.ApiextensionsV1Api(admin).patch_custom_resource_definition(api.CRD_NAME, marks)
-    except client.ApiException as error:
-        if error.status != 404:
-            raise
 
 
 @pytest.fixture(scope="module")
 def installed(helm_binary: Path, kube: KubeControlPlane) -> client.ApiClient:
     admin = config.new_client_from_config(config_file=str(kube.admin_kubeconfig))
-    adopt_existing_crd(admin)
-    helm(helm_binary, kube, "upgrade", "--install", RELEASE, str(manifests.CHART), "-n", NAMESPACE,
-         "--create-namespace", "--set", "operator.verbose=true")  # fmt: skip
+    install(helm_binary, kube, admin, "--set", "operator.verbose=true")
     return admin
 
 
@@ -69,8 +41,9 @@ def test_install_then_upgrade(helm_binary: Path, kube: KubeControlPlane, install
     ).spec.names.short_names == ["qc"]
     assert rbac.read_cluster_role("qc-queue-consumer-operator").rules
 
-    helm(helm_binary, kube, "upgrade", RELEASE, str(manifests.CHART), "-n", NAMESPACE, "--reuse-values",
-         "--set", "operator.verbose=false", "--set", "prometheusRule.enabled=false")  # fmt: skip
+    release = [RELEASE, str(manifests.CHART), "-n", NAMESPACE]
+    changes = ["--set", "operator.verbose=false", "--set", "prometheusRule.enabled=false"]
+    helm(helm_binary, kube, "upgrade", *release, "--reuse-values", *changes)
     deployment = apps.read_namespaced_deployment("qc-queue-consumer-operator", NAMESPACE)
     assert "--verbose" not in deployment.spec.template.spec.containers[0].args
     history = helm(helm_binary, kube, "history", RELEASE, "-n", NAMESPACE, "-o", "yaml")
@@ -104,16 +77,24 @@ def test_operator_works_with_only_the_charts_permissions(
     queue = f"rbac-{uuid.uuid4().hex[:6]}"
     rabbitmq.api("PUT", f"/api/queues/%2F/{queue}", {"durable": True})
     body = queue_consumer("rbac-check", queue, minReplicas=1)
-    client.CustomObjectsApi(installed).create_namespaced_custom_object(api.GROUP, api.VERSION, namespace,
-                                                                       api.PLURAL, body)  # fmt: skip
+    client.CustomObjectsApi(installed).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body
+    )
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "QC_METRICS_PORT": str(free_port())}
     log_path = tmp_path / "operator.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("qc-operator")), "run", "--all-namespaces",
-             "--liveness", f"http://127.0.0.1:{free_port()}/healthz"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("qc-operator")),
+                "run",
+                "--all-namespaces",
+                "--liveness",
+                f"http://127.0.0.1:{free_port()}/healthz",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         apps = client.AppsV1Api(installed)
 
@@ -123,7 +104,7 @@ def test_operator_works_with_only_the_charts_permissions(
             except client.ApiException:
                 return False
 
-        eventually(
+        wait_until(
             deployment_ready, 60, "the operator (as its ServiceAccount) to create the worker Deployment"
         )
 
@@ -131,9 +112,9 @@ def test_operator_works_with_only_the_charts_permissions(
             qc = client.CustomObjectsApi(installed).get_namespaced_custom_object(
                 api.GROUP, api.VERSION, namespace, api.PLURAL, "rbac-check"
             )
-            return (qc.get("status") or {}).get("backlog") == 0  # fmt: skip
+            return (qc.get("status") or {}).get("backlog") == 0
 
-        eventually(status_written, 60, "the operator to read the backlog and write the status")
+        wait_until(status_written, 60, "the operator to read the backlog and write the status")
         log = log_path.read_text()
         assert "Forbidden" not in log, log[-3000:]
         assert "403" not in log, log[-3000:]
@@ -149,10 +130,17 @@ def test_operator_works_with_only_the_charts_permissions(
             ("delete", "", "pods"),
             ("create", "", "secrets"),
             ("update", "", "secrets"),
+            ("list", "", "secrets"),
+            ("watch", "", "secrets"),
+            ("delete", "", "services"),
+            ("update", "", "pods"),
+            ("create", "", "pods"),
             ("create", "rbac.authorization.k8s.io", "roles"),
             ("delete", "apiextensions.k8s.io", "customresourcedefinitions"),
         ]
         for verb, group, resource in forbidden:
-            review = authorization.create_self_subject_access_review({"spec": {"resourceAttributes": {
-                "verb": verb, "group": group, "resource": resource, "namespace": namespace}}})  # fmt: skip
+            attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+            review = authorization.create_self_subject_access_review(
+                {"spec": {"resourceAttributes": attributes}}
+            )
             assert review.status.allowed is False, f"the operator may {verb} {resource}"

@@ -1,26 +1,29 @@
-"""Helpers for operator tests: the CRD on the real apiserver, a namespace per test, polling with deadlines."""
+"""Helpers for operator tests (and tests/chart): the CRD on the real apiserver, a namespace per test,
+QueueConsumer bodies, and probes to wait on with `devstack.polling.wait_until`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import time
+import contextlib
+import http.server
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aio_pika
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from devstack.polling import wait_until
 from qc_common import api
 
 CRD_PATH = (
     Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/crd-queueconsumers.yaml"
 )
-T = TypeVar("T")
 
 
 def install_crd(api_client: client.ApiClient) -> None:
@@ -39,19 +42,7 @@ def install_crd(api_client: client.ApiClient) -> None:
         conditions = extensions.read_custom_resource_definition(api.CRD_NAME).status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    eventually(established, 30, "the CRD to be established")
-
-
-def eventually(probe: Callable[[], T], timeout_seconds: float, what: str, interval: float = 0.2) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` and the last value."""
-    deadline = time.monotonic() + timeout_seconds
-    last: T = probe()
-    while not last:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-        last = probe()
-    return last
+    wait_until(established, 30, "the CRD to be established")
 
 
 def new_namespace(api_client: client.ApiClient, prefix: str) -> str:
@@ -156,3 +147,22 @@ def namespace_with_queue(
     management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"
     create_secret(admin, namespace, "rabbitmq", {"url": rabbitmq.amqp_url, "managementUrl": management})
     return namespace, queue
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in HTTP handler that keeps the test output clean."""
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A stand-in HTTP server on a free loopback port, in threads, for the block: its host:port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -7,6 +7,7 @@ against a local HTTP server replaying the API's timeSeries.list JSON — the one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,12 +20,13 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from devstack.polling import WaitTimeout, wait_until_async
 from devstack.process import free_port
 from devstack.services import Prometheus, RabbitMQ
 from qc_common import metrics as names
 from qc_operator.errors import SourceError
 from qc_operator.http import JsonFetcher, scrape_workers
-from qc_operator.sources.base import FetchJson
+from qc_operator.sources.base import FetchJson, GoogleAuth
 from qc_operator.sources.prometheus import PromQLBacklog
 from qc_operator.sources.pubsub import PubSubBacklog
 from qc_operator.sources.rabbitmq import RabbitMQBacklog
@@ -35,6 +37,10 @@ from qc_operator.workers import ThroughputEstimator, WorkerStats, summarize
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as http:
         yield http
+
+
+async def no_google(service_account_key_json: str | None) -> str:
+    raise AssertionError("no Google token is needed here")
 
 
 @pytest.fixture
@@ -59,17 +65,21 @@ async def test_rabbitmq_backlog_counts_ready_and_unacked(rabbitmq: RabbitMQ, fet
             await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
         held = [await declared.get(no_ack=False) for _ in range(3)]  # 3 unacked, 7 ready
         source = RabbitMQBacklog(f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}", queue, "/")
-        reading = None
-        for _ in range(50):  # a fresh queue has no counts until the next statistics refresh: an error, not 0
+        readings: list[float] = []
+
+        async def ten_counted() -> bool:
+            # A fresh queue has no counts until the next statistics refresh: an error, not 0.
             try:
-                reading = await source.read(fetch)
+                readings.append((await source.read(fetch)).messages)
             except SourceError as error:
                 assert "no message counts yet" in str(error)  # noqa: PT017
-            if reading is not None and reading.messages == 10:
-                break
-            await asyncio.sleep(0.2)
-        assert reading is not None
-        assert reading.messages == 10, "ready + unacked, not ready alone"
+                return False
+            return readings[-1] == 10
+
+        with contextlib.suppress(WaitTimeout):
+            await wait_until_async(ten_counted, 10, "the management API to count the 10 messages")
+        assert readings, "the management API never gave counts"
+        assert readings[-1] == 10, "ready + unacked, not ready alone"
         for message in held:
             assert message is not None
             await message.ack()
@@ -142,13 +152,15 @@ async def test_pubsub_backlog_from_the_monitoring_api(fetch: FetchJson) -> None:
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        source = PubSubBacklog("proj", "orders", f"http://127.0.0.1:{port}", bearer_token="t0ken")
+        source = PubSubBacklog("proj", "orders", f"http://127.0.0.1:{port}", GoogleAuth("t0ken"), no_google)
         reading = await source.read(fetch)
         assert reading.messages == 1234
         assert reading.oldest_message_age_seconds == 95
         assert seen[0].headers["Authorization"] == "Bearer t0ken"
         assert 'resource.labels.subscription_id = "orders"' in seen[0].query["filter"]
-        unknown = PubSubBacklog("proj", "nope", f"http://127.0.0.1:{port}")
+        unknown = PubSubBacklog(
+            "proj", "nope", f"http://127.0.0.1:{port}", GoogleAuth(anonymous=True), no_google
+        )
         series.clear()
         with pytest.raises(SourceError, match="no data"):
             await unknown.read(fetch)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from specs import PUBSUB_SPEC, body, spec
-
 from qc_common import api, worker_env
 from qc_operator import builders
 from qc_operator.spec import parse
+from tests.operator.specs import PUBSUB_SPEC, body, spec
 
 
 def env_of(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -103,3 +102,21 @@ def test_the_other_children_share_labels_and_owner() -> None:
         assert child["metadata"]["ownerReferences"][0]["uid"] == "u-1"
     assert builders.metrics_service(owner)["metadata"]["name"] == "orders-worker-metrics"
     assert builders.pod_disruption_budget(owner)["spec"]["maxUnavailable"] == 1
+
+
+def test_a_service_account_key_is_mounted_for_googles_libraries_in_the_workers() -> None:
+    raw = spec(PUBSUB_SPEC)
+    raw["source"]["pubsub"]["serviceAccountKeySecretRef"] = {"name": "gcp", "key": "key.json"}
+    parsed = parse(raw)
+    template = builders.pod_template(body(raw), parsed)
+    pod = template["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    key_file = env_of(template)[worker_env.GOOGLE_APPLICATION_CREDENTIALS]["value"]
+    mount = mounts["google-service-account-key"]
+    assert key_file.startswith(mount["mountPath"] + "/")
+    assert mount["readOnly"] is True
+    assert volumes["google-service-account-key"]["secret"]["secretName"] == "gcp"
+    assert parsed.source.worker_secret_refs() == (parsed.source.secret_refs()[0],)
+    without = env_of(builders.pod_template(body(PUBSUB_SPEC), parse(PUBSUB_SPEC)))
+    assert worker_env.GOOGLE_APPLICATION_CREDENTIALS not in without, "no key: ADC (Workload Identity)"

@@ -1,6 +1,7 @@
 """Hostile input on the real apiserver: what the schema can say, the API server refuses with its message;
 what it cannot, the operator turns into a named condition and a Warning Event, never a traceback loop —
-while a healthy neighbour keeps scaling, and objects it does not own are never touched.
+while a healthy neighbour keeps scaling, and objects it does not own are never touched. The operator runs
+as the chart's ServiceAccount, under the chart's RBAC and admission policies.
 
 The odd backlog answers come from a local HTTP server playing a PromQL endpoint gone wrong (NaN, a 5 MiB
 answer, no answer at all, not JSON); everything else is the real apiserver and RabbitMQ.
@@ -11,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import http.server
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -22,20 +21,22 @@ import pytest
 from kopf.testing import KopfRunner
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from operator_harness import (
+
+from devstack.polling import WaitTimeout, wait_until
+from devstack.services import RabbitMQ
+from qc_common import api
+from tests.operator.operator_harness import (
+    QuietHandler,
     condition,
     create,
     create_secret,
     deployment_replicas,
-    eventually,
     get_qc,
     namespace_with_queue,
     queue_consumer,
+    serving,
     set_backlog,
 )
-
-from devstack.services import RabbitMQ
-from qc_common import api
 
 RunOperator = Callable[[], AbstractContextManager[KopfRunner]]
 HANG_SECONDS = 20
@@ -123,10 +124,10 @@ def rejected_cases(base: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
     ]
 
 
-class OddSource(http.server.BaseHTTPRequestHandler):
+class OddSource(QuietHandler):
     """A PromQL endpoint gone wrong, one way per path prefix."""
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
         kind = self.path.split("/")[1]
         if kind == "hang":
             time.sleep(HANG_SECONDS)
@@ -142,18 +143,11 @@ class OddSource(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: Any) -> None:
-        return None
-
 
 @pytest.fixture
 def odd_source() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddSource)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serving(OddSource) as address:
+        yield f"http://{address}"
 
 
 def promql(base: dict[str, Any], name: str, address: str) -> dict[str, Any]:
@@ -183,7 +177,7 @@ def foreign_deployment(namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_scaling(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, odd_source: str, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, odd_source: str, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "hostile", backlog=30)
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
@@ -240,7 +234,7 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
     paused_badly["metadata"]["annotations"] = {api.PAUSED_REPLICAS_ANNOTATION: "²"}
     paused_high = renamed(with_scaling(base, maxReplicas=3), "paused-high")
     paused_high["metadata"]["annotations"] = {api.PAUSED_REPLICAS_ANNOTATION: "40"}
-    with run_operator() as runner:
+    with run_operator_as_chart() as runner:
         create(admin, namespace, renamed(base, "neighbour"))
         for body, outcome in accepted:
             create(admin, namespace, body)
@@ -261,13 +255,13 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
 
         for name in expected:
             try:
-                eventually(lambda name=name: reported(name), 45, f"{name}: {expected[name]}")  # type: ignore[misc]
-            except AssertionError as timeout:
+                wait_until(lambda name=name: reported(name), 45, f"{name}: {expected[name]}")  # type: ignore[misc]
+            except WaitTimeout as timeout:
                 status = get_qc(admin, namespace, name).get("status")
                 raise AssertionError(f"{timeout}; its status: {status}") from timeout
             event = expected[name][1] if expected[name][0] == "Ready" else "SourceError"
             posted = lambda name=name, event=event: event in warnings_for(admin, namespace, name)  # type: ignore[misc]  # noqa: E731
-            eventually(posted, 15, f"a Warning Event {event} for {name}")
+            wait_until(posted, 15, f"a Warning Event {event} for {name}")
 
         # The foreign Deployment was neither merged into nor scaled.
         theirs = apps.read_namespaced_deployment("taken-worker", namespace)
@@ -275,15 +269,15 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
         assert api.CONSUMER_LABEL not in (theirs.metadata.labels or {})
         assert theirs.spec.template.spec.containers[0].image == "example.com/theirs:1"
         # A pause annotation that is not a number holds the count; one above maxReplicas holds maxReplicas.
-        paused = eventually(
+        paused = wait_until(
             lambda: condition(get_qc(admin, namespace, "paused-badly"), "Paused"), 30, "Paused"
         )
         assert paused["status"] == "True"
         assert "is not a number" in paused["message"]
         replicas = lambda name: apps.read_namespaced_deployment(f"{name}-worker", namespace).spec.replicas  # noqa: E731
-        eventually(lambda: replicas("paused-high") == 3, 30, "paused-replicas 40 held at maxReplicas 3")
+        wait_until(lambda: replicas("paused-high") == 3, 30, "paused-replicas 40 held at maxReplicas 3")
         # The healthy neighbour scaled all along: 30 messages at 10 per replica.
-        eventually(lambda: replicas("neighbour") == 3, 30, "the neighbour scaled to 3")
+        wait_until(lambda: replicas("neighbour") == 3, 30, "the neighbour scaled to 3")
         ready = condition(get_qc(admin, namespace, "neighbour"), "Ready")
         assert ready is not None
         assert ready["status"] == "True"
@@ -296,7 +290,7 @@ def test_hostile_queueconsumers_are_refused_or_reported_and_a_neighbour_keeps_sc
 
 
 def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_come_back(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "owned", backlog=0)
     body = queue_consumer("orders", queue)
@@ -316,14 +310,14 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
                 return set()
             raise
 
-    with run_operator() as runner:
+    with run_operator_as_chart() as runner:
         create(admin, namespace, body)
-        eventually(lambda: "EXTRA" in env_names(), 30, "the Deployment with the spec's env")
+        wait_until(lambda: "EXTRA" in env_names(), 30, "the Deployment with the spec's env")
         assert pod_spec().node_selector == {"pool": "workers"}
         # A JSON merge patch: the env list is replaced, and null removes podTemplate.
         change = {"spec": {"worker": {"env": [{"name": "KEEP", "value": "2"}], "podTemplate": None}}}
         custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "orders", change)
-        eventually(lambda: "EXTRA" not in env_names(), 30, "the env var removed from the Deployment")
+        wait_until(lambda: "EXTRA" not in env_names(), 30, "the env var removed from the Deployment")
         assert "KEEP" in env_names()
         assert pod_spec().node_selector is None, "a podTemplate field removed from the spec is removed"
 
@@ -341,17 +335,17 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
                 raise
             return found.metadata.deletion_timestamp is None
 
-        eventually(lambda: back(core.read_namespaced_service_account, "orders-worker"), 30, "the SA back")
-        eventually(
+        wait_until(lambda: back(core.read_namespaced_service_account, "orders-worker"), 30, "the SA back")
+        wait_until(
             lambda: back(core.read_namespaced_service, "orders-worker-metrics"), 30, "the Service back"
         )
-        eventually(lambda: back(policy.read_namespaced_pod_disruption_budget, "orders-worker"), 30, "the PDB")
-        eventually(lambda: back(apps.read_namespaced_deployment, "orders-worker"), 30, "the Deployment back")
+        wait_until(lambda: back(policy.read_namespaced_pod_disruption_budget, "orders-worker"), 30, "the PDB")
+        wait_until(lambda: back(apps.read_namespaced_deployment, "orders-worker"), 30, "the Deployment back")
     assert runner.exception is None
 
 
 def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing(
-    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator
+    admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator_as_chart: RunOperator
 ) -> None:
     namespace, queue = namespace_with_queue(admin, rabbitmq, "restart", backlog=40)
     window_seconds, cooldown_seconds = 30, 25
@@ -371,21 +365,21 @@ def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing
             assert replicas() == count, f"left {count} replicas {deadline - time.monotonic():.0f} s too early"
             time.sleep(0.5)
 
-    with run_operator() as first:
+    with run_operator_as_chart() as first:
         create(admin, namespace, body)
-        eventually(lambda: replicas() == 4, 30, "scale out to 4")
+        wait_until(lambda: replicas() == 4, 30, "scale out to 4")
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 10))  # now asks for 1, held by the window
         time.sleep(8)  # the new backlog reaches the management API and a few ticks see it
     assert first.exception is None
     window_started = time.monotonic() - 8
-    with run_operator() as second:  # a new process: a new monotonic clock, only the status to go on
+    with run_operator_as_chart() as second:  # a new process: a new monotonic clock, only the status to go on
         holds(4, window_seconds - (time.monotonic() - window_started) - 4)
-        eventually(lambda: replicas() == 1, 30, "scale in to 1 once the window has passed")
+        wait_until(lambda: replicas() == 1, 30, "scale in to 1 once the window has passed")
         asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
         time.sleep(8)
     assert second.exception is None
     idle_since = time.monotonic() - 8
-    with run_operator() as third:
+    with run_operator_as_chart() as third:
         holds(1, cooldown_seconds - (time.monotonic() - idle_since) - 4)
-        eventually(lambda: replicas() == 0, 40, "cool down to 0 once the cooldown has passed")
+        wait_until(lambda: replicas() == 0, 40, "cool down to 0 once the cooldown has passed")
     assert third.exception is None

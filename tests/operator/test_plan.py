@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from specs import spec
 
 from qc_common import api
 from qc_operator import scaling
@@ -12,6 +11,7 @@ from qc_operator.sources.base import BacklogReading
 from qc_operator.spec import QueueConsumerSpec, parse
 from qc_operator.status import ConsumerStatus
 from qc_operator.workers import WorkerStats
+from tests.operator.specs import spec
 
 NOW = "2026-12-02T08:00:00Z"
 IDLE = WorkerStats({}, 0.0, None, None, None)
@@ -61,6 +61,7 @@ def test_a_backlog_scales_out_with_an_event_a_status_and_the_scaling_memory() ->
         "Fallback": False,
         "Paused": False,
         "SourceError": False,
+        "DownstreamFailing": False,
     }
 
 
@@ -142,3 +143,44 @@ def test_a_paused_tick_remembers_the_count_it_held_not_the_decision() -> None:
     assert held.decision.replicas == 8
     assert held.state.recommendations[-1][1] == 3, "the windows remember what ran"
     assert held.state.changes == ((100.0, 1),), "the change applied is the pause's, not the decision's"
+
+
+def failing(failed: float, acked: float, reason: str = "exception") -> WorkerStats:
+    return WorkerStats({"a": 4.0}, 4.0, 10.0, 1.0, False, {reason: failed} if failed else {}, acked)
+
+
+def test_a_failing_downstream_holds_scale_up_with_a_condition_and_one_warning() -> None:
+    held = tick(consumer(), observed(80, replicas=2, workers=failing(40, 10)))
+    assert held.decision.replicas == 8
+    assert held.target == 2
+    assert held.held_for_downstream
+    assert not held.scales
+    assert held.state.recommendations[-1][1] == 2, "a hold spends no rate-limit budget, as a pause"
+    condition = {c.type: c for c in held.status.conditions}["DownstreamFailing"]
+    assert condition.status
+    assert "80% of 50 task attempts" in condition.message
+    assert "exception 100%" in condition.message
+    assert [e.reason for e in held.events] == ["DownstreamFailing"]
+    again = tick(consumer(), observed(80, replicas=2, workers=failing(40, 10)), held.status)
+    assert again.target == 2
+    assert again.events == (), "posted once, not every tick"
+    recovered = tick(consumer(), observed(80, replicas=2, workers=failing(1, 49)), again.status)
+    assert recovered.target == 8, "scale-up resumes once failures fall"
+    assert not {c.type: c for c in recovered.status.conditions}["DownstreamFailing"].status
+
+
+@pytest.mark.parametrize(
+    ("scaling_spec", "workers", "current", "backlog", "expected"),
+    [
+        ({}, failing(40, 10), 6, 10, 3),  # scaling down stays allowed (here by 50%): fewer workers, less load
+        ({"downstreamProtection": {"enabled": False}}, failing(40, 10), 2, 80, 8),
+        ({}, failing(6, 2), 2, 80, 8),  # 8 attempts: below minimumAttempts, says nothing
+        ({"downstreamProtection": {"failureRatio": 0.9}}, failing(40, 10), 2, 80, 8),
+        ({}, failing(0, 50), 2, 80, 8),
+    ],
+)
+def test_when_the_downstream_hold_does_not_apply(
+    scaling_spec: dict[str, object], workers: WorkerStats, current: int, backlog: float, expected: int
+) -> None:
+    seen = observed(backlog, replicas=current, workers=workers)
+    assert tick(consumer(**scaling_spec), seen).target == expected

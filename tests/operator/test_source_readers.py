@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from qc_operator.errors import SourceError
-from qc_operator.sources.base import BacklogReader
+from qc_operator.sources.base import BacklogReader, GoogleAuth
 from qc_operator.sources.prometheus import PromQLBacklog
 from qc_operator.sources.pubsub import OLDEST_AGE, UNDELIVERED, PubSubBacklog
 from qc_operator.sources.rabbitmq import RabbitMQBacklog
@@ -87,7 +87,7 @@ def series(value: Any) -> dict[str, Any]:
     ],
 )
 async def test_cloud_monitoring_answers(answer: Any, expected: float | str) -> None:
-    source = PubSubBacklog("proj", "orders", "https://monitoring.example", "t0ken")
+    source = PubSubBacklog("proj", "orders", "https://monitoring.example", GoogleAuth("t0ken"), no_google)
     fetch = Recorded({UNDELIVERED: answer, OLDEST_AGE: series({"int64Value": "9"})})
     await check(source, fetch, expected)
     assert fetch.calls[0]["headers"] == {"Authorization": "Bearer t0ken"}
@@ -116,6 +116,44 @@ async def test_rabbitmq_management_answers(answer: Any, expected: float | str) -
 async def test_a_management_url_with_a_port_that_is_not_a_number_is_a_source_error() -> None:
     with pytest.raises(SourceError, match="port is not a number"):
         await RabbitMQBacklog("http://u:p@rabbit:http/", "q", "/").read(Recorded({}))
+
+
+async def no_google(service_account_key_json: str | None) -> str:
+    raise AssertionError("a bearer token from a Secret needs no Google token")
+
+
+class IssuedTokens:
+    """A GoogleTokenSource recording which key each token was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    async def __call__(self, service_account_key_json: str | None) -> str:
+        self.asked.append(service_account_key_json)
+        return f"token-{len(self.asked)}"
+
+
+@pytest.mark.parametrize(
+    ("auth", "header", "asked"),
+    [
+        (GoogleAuth(bearer_token="fixed"), "Bearer fixed", []),
+        (GoogleAuth(service_account_key_json="{key}"), "Bearer token-1", ["{key}"]),
+        (GoogleAuth(), "Bearer token-1", [None]),
+        (GoogleAuth(anonymous=True), None, []),
+    ],
+)
+async def test_google_credentials_come_from_the_secret_the_key_or_application_defaults(
+    auth: GoogleAuth, header: str | None, asked: list[str | None]
+) -> None:
+    tokens = IssuedTokens()
+    fetch = Recorded({UNDELIVERED: series({"int64Value": "5"}), OLDEST_AGE: series({"int64Value": "1"})})
+    assert (await PubSubBacklog("p", "s", "https://m.example", auth, tokens).read(fetch)).messages == 5
+    assert fetch.calls[0]["headers"].get("Authorization") == header
+    assert tokens.asked[:1] == asked
+    promql = PromQLBacklog(
+        "https://m.example/v1/projects/p/location/global/prometheus", "q", None, auth, tokens
+    )
+    await promql.read(Recorded({"/api/v1/query": vector("3")}))
 
 
 async def check(reader: BacklogReader, fetch: Recorded, expected: float | str) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from specs import PUBSUB_SPEC, RABBITMQ_SPEC, spec
 
 from qc_common import worker_env
 from qc_operator import scaling
@@ -15,6 +14,7 @@ from qc_operator.sources.prometheus import PromQLSettings
 from qc_operator.sources.pubsub import PubSubSettings
 from qc_operator.sources.rabbitmq import RabbitMQSettings
 from qc_operator.spec import SecretKeyRef, parse, parse_policy
+from tests.operator.specs import PUBSUB_SPEC, RABBITMQ_SPEC, spec
 
 
 def test_a_minimal_rabbitmq_spec_gets_every_default_from_the_crd() -> None:

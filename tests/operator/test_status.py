@@ -84,8 +84,16 @@ def test_the_scaling_memory_survives_a_new_monotonic_clock() -> None:
     assert restored.last_active_seconds == 4.0
     assert restored.queue_empty_seconds == 7.0
     assert restored.stale_backlog == 12.0
-    assert decode_state({"recommendations": [["x", 1]]}, 0, 0) == scaling.ScalingState()
-    assert decode_state(None, 0, 0) == scaling.ScalingState()
+    for nonsense in (
+        {"recommendations": [["x", 1]]},
+        {"recommendations": {"a": 1}},
+        {"changes": None},
+        [1, 2],
+        "state",
+        {"lastActive": "yesterday"},
+        None,
+    ):
+        assert decode_state(nonsense, 0, 0) == scaling.ScalingState(), nonsense  # type: ignore[arg-type]
 
 
 def test_the_encoded_memory_does_not_change_while_nothing_does() -> None:

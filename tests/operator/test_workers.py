@@ -8,6 +8,7 @@ import pytest
 from qc_operator.workers import (
     PodSample,
     ThroughputEstimator,
+    outcomes_since,
     parse_pod_metrics,
     queue_found_empty,
     summarize,
@@ -82,3 +83,23 @@ def test_summarize_adds_up_the_fleet_and_keeps_the_estimate_when_no_pod_answers(
     assert nobody.busy_replicas is None, "no pod answered: unknown, not idle"
     assert nobody.queue_found_empty is None
     assert nobody.throughput_per_replica == pytest.approx(10), "a fleet scaled to zero keeps its estimate"
+
+
+def test_failed_attempts_by_reason_between_two_scrapes() -> None:
+    text = (
+        'qc_worker_messages_acked_total{source="rabbitmq",task="t"} 10.0\n'
+        'qc_worker_tasks_failed_total{source="rabbitmq",task="t",reason="exception"} 4.0\n'
+        'qc_worker_tasks_failed_total{source="rabbitmq",task="t",reason="time_limit"} 1.0\n'
+    )
+    sample = parse_pod_metrics(text)
+    assert sample.failed_by_reason == {"exception": 4.0, "time_limit": 1.0}
+    later = PodSample(30, 0, 1.0, None, {"exception": 19.0, "time_limit": 1.0})
+    restarted = PodSample(1, 0, 1.0, None, {"exception": 0.0})
+    failed, acked = outcomes_since({"a": sample, "b": sample}, {"a": later, "b": restarted, "c": later})
+    assert failed == {"exception": 15.0}, "only pods that can be compared; a restarted one tells nothing"
+    assert acked == 20.0
+    estimator = ThroughputEstimator()
+    summarize({"a": sample}, estimator, 0.0)
+    stats = summarize({"a": later}, estimator, 5.0)
+    assert stats.failure_ratio == 15 / 35
+    assert summarize({"a": later}, estimator, 10.0).failure_ratio is None, "nothing attempted"

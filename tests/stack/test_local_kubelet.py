@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import random
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +14,14 @@ from kubernetes import client, config
 
 from devstack.kube import KubeControlPlane
 from devstack.kubelet import LocalKubelet
-from qc_common import api
+from devstack.polling import wait_until
+from qc_common import api, worker_env
 
 # Stands in for qc-worker: records its environment, and on SIGTERM records that it drained, then exits 0.
-FAKE_WORKER = """
+FAKE_WORKER = f"""
 import os, pathlib, signal, sys, time
-out = pathlib.Path(sys.argv[1]) / os.environ["QC_METRICS_PORT"]
-out.write_text(os.environ["QC_RABBITMQ_URL"] + "\\n")
+out = pathlib.Path(sys.argv[1]) / os.environ[{worker_env.METRICS_PORT!r}]
+out.write_text(os.environ[{worker_env.RABBITMQ_URL!r}] + "\\n")
 def drain(signum, frame):
     with out.open("a") as f:
         f.write("drained\\n")
@@ -30,15 +30,6 @@ signal.signal(signal.SIGTERM, drain)
 while True:
     time.sleep(0.05)
 """
-
-
-def wait_until(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
 
 
 @pytest.fixture
@@ -59,7 +50,7 @@ def test_local_kubelet_runs_restarts_and_drains_worker_pods(
         ns, {"metadata": {"name": "broker"}, "data": {"url": base64.b64encode(url.encode()).decode()}}
     )
     labels = {api.CONSUMER_LABEL: "demo"}
-    env = [{"name": "QC_RABBITMQ_URL", "valueFrom": {"secretKeyRef": {"name": "broker", "key": "url"}}}]
+    env = [{"name": worker_env.RABBITMQ_URL, "valueFrom": {"secretKeyRef": {"name": "broker", "key": "url"}}}]
     pod_spec = {
         "terminationGracePeriodSeconds": 10,
         "containers": [{"name": "worker", "image": "x", "env": env}],
@@ -68,10 +59,13 @@ def test_local_kubelet_runs_restarts_and_drains_worker_pods(
         ns,
         {
             "metadata": {"name": "demo"},
-            "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
         },
-    )  # fmt: skip
+    )
     script = tmp_path / "fake_worker.py"
     script.write_text(FAKE_WORKER)
     records = tmp_path / "records"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from google.cloud import pubsub_v1
 from prometheus_client import CollectorRegistry, Gauge
 
 from devstack.kube import KubeControlPlane
+from devstack.polling import wait_until, wait_until_async
 from devstack.process import free_port
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
@@ -28,10 +27,10 @@ async def test_rabbitmq_round_trips_a_persistent_message_and_counts_it(rabbitmq:
         message = aio_pika.Message(b"hello", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
         await channel.default_exchange.publish(message, routing_key=queue_name)
 
-        deadline = time.monotonic() + 15
-        while rabbitmq.queue_counts(queue_name)["messages_ready"] != 1:
-            assert time.monotonic() < deadline, "management API never reported the message"
-            await asyncio.sleep(0.3)
+        async def counted() -> bool:
+            return rabbitmq.queue_counts(queue_name)["messages_ready"] == 1
+
+        await wait_until_async(counted, 15, "the management API to report the message")
 
         incoming = await queue.get(timeout=5)
         assert incoming is not None
@@ -56,10 +55,10 @@ def test_pubsub_emulator_redelivers_a_nacked_message(pubsub_env: PubSubEmulator)
         subscription=subscription, ack_ids=[first[0].ack_id], ack_deadline_seconds=0
     )
 
-    deadline = time.monotonic() + 15
-    again: list[pubsub_v1.types.ReceivedMessage] = []
-    while not again and time.monotonic() < deadline:
-        again = list(subscriber.pull(subscription=subscription, max_messages=1, timeout=5).received_messages)
+    def pull() -> list[pubsub_v1.types.ReceivedMessage]:
+        return list(subscriber.pull(subscription=subscription, max_messages=1, timeout=5).received_messages)
+
+    again = wait_until(pull, 15, "the nacked message to come again", interval_seconds=0)
     assert [m.message.data for m in again] == [b"again"]
     assert again[0].message.message_id == first[0].message.message_id
     subscriber.acknowledge(subscription=subscription, ack_ids=[again[0].ack_id])
@@ -105,13 +104,20 @@ def test_helm_renders_and_installs_a_chart_into_the_local_apiserver(
     }
     rendered = subprocess.run(
         [str(helm_binary), "template", "smoke", str(trivial_chart), "--set", "greeting=hi"],
-        check=True, capture_output=True, text=True, env=env,
-    ).stdout  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
     assert 'greeting: "hi"' in rendered
     subprocess.run(
         [str(helm_binary), "install", "smoke", str(trivial_chart), "--namespace", "default", "--wait"],
-        check=True, capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     from kubernetes import client, config
 
     with config.new_client_from_config(config_file=str(kube.admin_kubeconfig)) as api:

@@ -1,21 +1,20 @@
-"""Worker tests: the task module is importable here and in `qc-worker` subprocesses (and their pools)."""
+"""Worker tests: real `qc-worker` processes started per test, and the records their tasks leave.
+
+`worker_tasks` (the task module the tests name as "worker_tasks:<function>") is importable here through
+pytest's `pythonpath` (pyproject.toml), in spawned pool processes because they inherit this process's
+sys.path, and in `qc-worker` subprocesses through the PYTHONPATH `worker_harness.WorkerProcess` gives them.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import worker_tasks
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-# Spawned pool processes and qc-worker subprocesses find worker_tasks through PYTHONPATH.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")]))
-
-from worker_harness import WorkerProcess, wait_until  # noqa: E402
+from devstack.polling import wait_until
+from tests.worker import worker_harness
 
 
 @pytest.fixture
@@ -26,12 +25,12 @@ def records(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path, records: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    workers: list[WorkerProcess] = []
+def start_worker(tmp_path: Path, records: Path) -> Iterator[Callable[..., worker_harness.WorkerProcess]]:
+    workers: list[worker_harness.WorkerProcess] = []
 
-    def start(**env: str) -> WorkerProcess:
-        worker = WorkerProcess(
-            {"QC_TEST_RECORDS": str(records), **env}, tmp_path / f"worker-{len(workers)}.log"
+    def start(**env: str) -> worker_harness.WorkerProcess:
+        worker = worker_harness.WorkerProcess(
+            {worker_tasks.RECORDS_DIR_ENV: str(records), **env}, tmp_path / f"worker-{len(workers)}.log"
         )
         workers.append(worker)
         wait_until(lambda: worker.ready() or worker.popen.poll() is not None, 60, "the worker to be ready")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from google.cloud import pubsub_v1
-from worker_harness import WorkerProcess, body, completions, wait_until
 
+from devstack.polling import wait_until
 from devstack.services import PubSubEmulator
+from qc_common import worker_env
+from tests.worker.worker_harness import WorkerProcess, body, completions
 
 ACK_DEADLINE_SECONDS = 10  # the emulator's minimum
 
@@ -32,16 +34,16 @@ class Topology:
         for future in futures:
             future.result(timeout=30)
 
-    def worker_env(self, task: str, **extra: str) -> dict[str, str]:
+    def environment(self, task: str) -> dict[str, str]:
+        """A worker's environment for this subscription, retrying at once."""
         return {
-            "QC_SOURCE": "pubsub",
-            "QC_PUBSUB_PROJECT": self.project,
-            "QC_PUBSUB_SUBSCRIPTION": self.subscription.rsplit("/", 1)[1],
-            "QC_PUBSUB_DEAD_LETTER_TOPIC": self.dead_letter_topic.rsplit("/", 1)[1],
-            "QC_TASK": task,
-            "QC_RETRY_BACKOFF_MIN_SECONDS": "0",
-            "QC_RETRY_BACKOFF_MAX_SECONDS": "0",
-            **extra,
+            worker_env.SOURCE: "pubsub",
+            worker_env.PUBSUB_PROJECT: self.project,
+            worker_env.PUBSUB_SUBSCRIPTION: self.subscription.rsplit("/", 1)[1],
+            worker_env.PUBSUB_DEAD_LETTER_TOPIC: self.dead_letter_topic.rsplit("/", 1)[1],
+            worker_env.TASK: task,
+            worker_env.RETRY_BACKOFF_MIN_SECONDS: "0",
+            worker_env.RETRY_BACKOFF_MAX_SECONDS: "0",
         }
 
 
@@ -84,9 +86,8 @@ def test_a_task_lasting_five_lease_deadlines_is_not_redelivered_while_it_runs(
 ) -> None:
     lease_seconds = 2
     topology.publish([body("long", sleep=5 * lease_seconds)])
-    worker = start_worker(
-        **topology.worker_env("worker_tasks:work_async", QC_LEASE_SECONDS=str(lease_seconds))
-    )
+    env = topology.environment("worker_tasks:work_async") | {worker_env.LEASE_SECONDS: str(lease_seconds)}
+    worker = start_worker(**env)
     wait_until(lambda: worker.metric("qc_worker_tasks_in_flight") == 1, 30, "the task to start")
     started = time.monotonic()
     # While it runs, another consumer of the same subscription must get nothing: the lease holds.
@@ -104,7 +105,7 @@ def test_a_task_past_its_time_limit_is_killed_redelivered_and_dead_lettered(
 ) -> None:
     topology.publish([body("stuck")])
     # worker_tasks.stuck: time limit 1 s, 2 delivery attempts.
-    worker = start_worker(**topology.worker_env("worker_tasks:stuck"))
+    worker = start_worker(**topology.environment("worker_tasks:stuck"))
     wait_until(
         lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="time_limit") == 1,
         60,
@@ -126,7 +127,7 @@ def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(
     topology: Topology, records: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     topology.publish([b"\x00\x01 binary junk", body("fine")])
-    worker = start_worker(**topology.worker_env("worker_tasks:work_async"))
+    worker = start_worker(**topology.environment("worker_tasks:work_async"))
     wait_until(
         lambda: worker.metric("qc_worker_messages_dead_lettered_total", reason="malformed") == 1,
         30,
@@ -143,7 +144,8 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_message(
 ) -> None:
     ids = [f"p{i}" for i in range(300)]
     topology.publish([body(i, sleep=0.02) for i in ids])
-    env = topology.worker_env("worker_tasks:work", QC_CONCURRENCY="4", QC_LEASE_SECONDS="10")
+    env = topology.environment("worker_tasks:work")
+    env |= {worker_env.CONCURRENCY: "4", worker_env.LEASE_SECONDS: "10"}
     first = start_worker(**env)
     wait_until(lambda: sum(completions(records).values()) >= 60, 60, "the first worker to process some")
     first.kill_hard()

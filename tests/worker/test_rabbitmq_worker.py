@@ -9,9 +9,11 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from worker_harness import WorkerProcess, body, completions, wait_until
 
+from devstack.polling import wait_until
 from devstack.services import RabbitMQ
+from qc_common import worker_env
+from tests.worker.worker_harness import WorkerProcess, body, completions
 
 
 async def publish(url: str, queue: str, bodies: list[bytes]) -> None:
@@ -46,15 +48,16 @@ def queue() -> str:
     return f"work-{uuid.uuid4().hex[:8]}"
 
 
-def worker_env(rabbitmq: RabbitMQ, queue: str, task: str, **extra: str) -> dict[str, str]:
+def environment(rabbitmq: RabbitMQ, queue: str, task: str, concurrency: int) -> dict[str, str]:
+    """A worker's environment for `queue`, retrying after 0.1-0.5 s."""
     return {
-        "QC_SOURCE": "rabbitmq",
-        "QC_RABBITMQ_URL": rabbitmq.amqp_url,
-        "QC_RABBITMQ_QUEUE": queue,
-        "QC_TASK": task,
-        "QC_RETRY_BACKOFF_MIN_SECONDS": "0.1",
-        "QC_RETRY_BACKOFF_MAX_SECONDS": "0.5",
-        **extra,
+        worker_env.SOURCE: "rabbitmq",
+        worker_env.RABBITMQ_URL: rabbitmq.amqp_url,
+        worker_env.RABBITMQ_QUEUE: queue,
+        worker_env.TASK: task,
+        worker_env.CONCURRENCY: str(concurrency),
+        worker_env.RETRY_BACKOFF_MIN_SECONDS: "0.1",
+        worker_env.RETRY_BACKOFF_MAX_SECONDS: "0.5",
     }
 
 
@@ -63,7 +66,7 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_message(
 ) -> None:
     ids = [f"k{i}" for i in range(300)]
     asyncio.run(publish(rabbitmq.amqp_url, queue, [body(i, sleep=0.02) for i in ids]))
-    env = worker_env(rabbitmq, queue, "worker_tasks:work", QC_CONCURRENCY="4")
+    env = environment(rabbitmq, queue, "worker_tasks:work", concurrency=4)
     first = start_worker(**env)
     wait_until(lambda: sum(completions(records).values()) >= 60, 60, "the first worker to process some")
     first.kill_hard()  # the whole pod at once: the worker and its pool processes
@@ -87,7 +90,7 @@ def test_sigterm_drains_in_flight_work_and_leaves_the_rest_queued(
 ) -> None:
     ids = [f"t{i}" for i in range(30)]
     asyncio.run(publish(rabbitmq.amqp_url, queue, [body(i, sleep=0.8) for i in ids]))
-    worker = start_worker(**worker_env(rabbitmq, queue, "worker_tasks:work_async", QC_CONCURRENCY="4"))
+    worker = start_worker(**environment(rabbitmq, queue, "worker_tasks:work_async", concurrency=4))
     wait_until(lambda: worker.metric("qc_worker_tasks_in_flight") == 4, 30, "4 tasks in flight")
     in_flight_at_term = worker.metric("qc_worker_messages_received_total")
     assert worker.terminate() == 0
@@ -108,9 +111,8 @@ def test_failures_and_malformed_messages_are_dead_lettered_with_their_reason_and
 ) -> None:
     bodies = [body("ok1"), b"{not json", body("bad", fail="always"), body("ok2"), body("crash", fail="crash")]
     asyncio.run(publish(rabbitmq.amqp_url, queue, bodies))
-    worker = start_worker(
-        **worker_env(rabbitmq, queue, "worker_tasks:work", QC_CONCURRENCY="2", QC_MAX_DELIVERY_ATTEMPTS="2")
-    )
+    env = environment(rabbitmq, queue, "worker_tasks:work", concurrency=2)
+    worker = start_worker(**(env | {worker_env.MAX_DELIVERY_ATTEMPTS: "2"}))
     wait_until(lambda: worker.metric("qc_worker_messages_dead_lettered_total") == 3, 60, "3 dead letters")
     dead = asyncio.run(drain_queue(rabbitmq.amqp_url, f"{queue}.dead"))
     reasons = sorted(str((m.headers or {})["qc-dead-letter-reason"]) for m in dead)

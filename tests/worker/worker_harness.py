@@ -1,4 +1,9 @@
-"""Running real `qc-worker` processes in tests, and reading what they did."""
+"""Running real `qc-worker` processes in tests, and reading what they did.
+
+Used by tests/worker/conftest.py (the `start_worker` fixture) and the tests against real brokers. The
+task module the tests name, `worker_tasks`, is found by the child through PYTHONPATH, as a user's task
+module would be in its image.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
+from devstack import scrape
 from devstack.process import free_port
+from qc_common import api, worker_env
 
 QC_WORKER = str(Path(sys.executable).with_name("qc-worker"))
+TASKS_DIR = Path(__file__).resolve().parent  # holds worker_tasks, the task module the tests name
 
 
 class WorkerProcess:
@@ -24,29 +30,22 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.metrics_port = free_port()
         self.log_path = log_path
-        full_env = {**os.environ, **env, "QC_METRICS_PORT": str(self.metrics_port)}
+        python_path = os.pathsep.join(filter(None, [str(TASKS_DIR), os.environ.get("PYTHONPATH")]))
+        full_env = {
+            **os.environ,
+            **env,
+            worker_env.METRICS_PORT: str(self.metrics_port),
+            "PYTHONPATH": python_path,
+        }
         with log_path.open("ab") as log:
             self.popen = subprocess.Popen(
                 [QC_WORKER], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
-    def metrics(self) -> dict[str, float]:
-        """name{labels} -> value, from the worker's own /metrics endpoint."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                values[name] = float(value)
-        return values
-
     def metric(self, name: str, **labels: str) -> float:
-        return sum(
-            value
-            for key, value in self.metrics().items()
-            if key.split("{")[0] == name and all(f'{k}="{v}"' in key for k, v in labels.items())
-        )
+        """The sum of sample `name` over the series with these labels, from the worker's own /metrics."""
+        text = scrape.fetch(f"http://127.0.0.1:{self.metrics_port}{api.WORKER_METRICS_PATH}")
+        return scrape.sample_sum(text, name, **labels)
 
     def ready(self) -> bool:
         try:
@@ -68,14 +67,6 @@ class WorkerProcess:
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.kill_hard()
-
-
-def wait_until(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def completions(records: Path) -> Counter[str]:

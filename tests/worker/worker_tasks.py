@@ -14,9 +14,11 @@ from pathlib import Path
 
 import qc_worker
 
+RECORDS_DIR_ENV = "QC_TEST_RECORDS"  # the tests' own variable, not the worker's: where completions go
+
 
 def _record(message_id: str) -> None:
-    directory = os.environ.get("QC_TEST_RECORDS")
+    directory = os.environ.get(RECORDS_DIR_ENV)
     if directory:
         fd = os.open(Path(directory) / f"{os.getpid()}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:

@@ -37,8 +37,9 @@ class Run:
     ready: Series
 
 
-def simulate(arrivals: Arrivals, scenario: Scenario, scaler: Scaler,
-             progress: Callable[[int, int], None] | None = None) -> Run:  # fmt: skip
+def simulate(
+    arrivals: Arrivals, scenario: Scenario, scaler: Scaler, progress: Callable[[int, int], None] | None = None
+) -> Run:
     horizon = len(arrivals) + MAX_DRAIN_TAIL_SECONDS
     arriving = np.zeros(horizon)
     arriving[: len(arrivals)] = arrivals
@@ -72,5 +73,11 @@ def simulate(arrivals: Arrivals, scenario: Scenario, scaler: Scaler,
         if t >= len(arrivals) and backlog <= 1e-9 and not pods:
             end = t + 1
             break
-    return Run(scaler.name, arriving[:end], departures[:end], backlog_series[:end], replicas_series[:end],
-               ready_series[:end])  # fmt: skip
+    return Run(
+        scaler.name,
+        arriving[:end],
+        departures[:end],
+        backlog_series[:end],
+        replicas_series[:end],
+        ready_series[:end],
+    )

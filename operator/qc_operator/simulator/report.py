@@ -67,10 +67,18 @@ def table(summaries: list[Summary]) -> str:
         "reversals",
     )
     rows = [header] + [
-        (s.scaler, f"{s.p50_wait_seconds:.0f}", f"{s.p95_wait_seconds:.0f}", f"{s.max_wait_seconds:.0f}",
-         f"{s.drain_seconds:.0f}", f"{s.replica_seconds:.0f}", str(s.scale_events), str(s.reversals))
+        (
+            s.scaler,
+            f"{s.p50_wait_seconds:.0f}",
+            f"{s.p95_wait_seconds:.0f}",
+            f"{s.max_wait_seconds:.0f}",
+            f"{s.drain_seconds:.0f}",
+            f"{s.replica_seconds:.0f}",
+            str(s.scale_events),
+            str(s.reversals),
+        )
         for s in summaries
-    ]  # fmt: skip
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:

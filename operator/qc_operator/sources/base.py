@@ -14,7 +14,15 @@ from typing import Any, Protocol
 
 from qc_operator.errors import SourceError
 
-__all__ = ["BacklogReader", "BacklogReading", "BacklogSettings", "FetchJson", "SecretKeyRef", "SourceError"]
+__all__ = [
+    "BacklogReader",
+    "BacklogReading",
+    "BacklogSettings",
+    "FetchJson",
+    "GoogleTokenSource",
+    "SecretKeyRef",
+    "SourceError",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,13 @@ class FetchJson(Protocol):
     ) -> Any: ...
 
 
+class GoogleTokenSource(Protocol):
+    """An OAuth2 access token for Google APIs from a service-account key (None: Application Default
+    Credentials, i.e. Workload Identity on GKE), refreshed before it expires; SourceError if none."""
+
+    async def __call__(self, service_account_key_json: str | None) -> str: ...
+
+
 class BacklogReader(Protocol):
     async def read(self, fetch: FetchJson) -> BacklogReading:
         """The backlog now; raises SourceError (never a zero in place of an error)."""
@@ -67,7 +82,9 @@ class BacklogSettings(Protocol):
         """The Secret keys the reader needs, read by the caller and passed to `reader`."""
         ...
 
-    def reader(self, secrets: Mapping[SecretKeyRef, str]) -> BacklogReader: ...
+    def reader(self, secrets: Mapping[SecretKeyRef, str], google_tokens: GoogleTokenSource) -> BacklogReader:
+        """The reader, given the values of `secret_refs()` and where Google tokens come from."""
+        ...
 
 
 class MessageSourceSettings(BacklogSettings, Protocol):
@@ -86,6 +103,41 @@ class MessageSourceSettings(BacklogSettings, Protocol):
         """Secret keys the worker pods need: checked before the Deployment is created."""
         ...
 
+    def worker_files(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(volume, volumeMount) pairs for the worker container: Secrets mounted as files."""
+        ...
+
 
 def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@dataclass(frozen=True)
+class GoogleAuth:
+    """How a reader of a Google API authenticates: a fixed bearer token from a Secret (short-lived: the
+    user refreshes it), a service-account key from a Secret, or neither: Application Default Credentials."""
+
+    bearer_token: str | None = None
+    service_account_key_json: str | None = None
+    anonymous: bool = False  # an emulator or a stand-in: no credentials at all
+
+    async def headers(self, google_tokens: GoogleTokenSource) -> dict[str, str]:
+        if self.anonymous:
+            return {}
+        if self.bearer_token:
+            return bearer(self.bearer_token)
+        return bearer(await google_tokens(self.service_account_key_json))
+
+
+GOOGLE_KEY_MOUNT_DIRECTORY = "/var/run/secrets/queueconsumer.io/google"
+GOOGLE_KEY_FILE = "key.json"
+
+
+def google_key_file(ref: SecretKeyRef) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The service-account key Secret as a file for Google's client libraries in the worker container."""
+    volume = {
+        "name": "google-service-account-key",
+        "secret": {"secretName": ref.name, "items": [{"key": ref.key, "path": GOOGLE_KEY_FILE}]},
+    }
+    mount = {"name": "google-service-account-key", "mountPath": GOOGLE_KEY_MOUNT_DIRECTORY, "readOnly": True}
+    return [(volume, mount)]

@@ -1,8 +1,10 @@
 """Cloud Pub/Sub: the settings of `spec.source.pubsub`, the workers' environment, and the backlog from the
 Cloud Monitoring API (timeSeries.list): undelivered messages and the age of the oldest unacked one.
 
-The metrics lag 1-3 minutes; the latency target and the simulator allow for that. Authentication is an
-OAuth2 bearer token from a Secret (or workload identity's, mounted there).
+The metrics lag 1-3 minutes; the latency target and the simulator allow for that. Authentication, for
+the operator's reads and the workers' pulls alike: Application Default Credentials (Workload Identity on
+GKE) unless the spec names a service-account key Secret; the operator's reads may also use a fixed
+bearer token from a Secret (short-lived: the user refreshes it).
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from qc_common import worker_env
-from qc_operator.sources.base import BacklogReading, FetchJson, SecretKeyRef, SourceError, bearer
+from qc_operator.sources.base import (
+    GOOGLE_KEY_FILE,
+    GOOGLE_KEY_MOUNT_DIRECTORY,
+    BacklogReading,
+    FetchJson,
+    GoogleAuth,
+    GoogleTokenSource,
+    SecretKeyRef,
+    SourceError,
+    google_key_file,
+)
 
 KIND = "pubsub"
 UNDELIVERED = "pubsub.googleapis.com/subscription/num_undelivered_messages"
@@ -31,7 +43,8 @@ class PubSubBacklog:
     project: str
     subscription: str
     endpoint: str
-    bearer_token: str | None = None
+    auth: GoogleAuth
+    google_tokens: GoogleTokenSource
 
     async def _latest(self, fetch: FetchJson, metric: str) -> float:
         now = datetime.datetime.now(datetime.UTC)
@@ -42,7 +55,8 @@ class PubSubBacklog:
         }
         url = f"{self.endpoint.rstrip('/')}/v3/projects/{self.project}/timeSeries"
         what = f"Cloud Monitoring {metric.rsplit('/', 1)[1]} of subscription {self.subscription!r}"
-        body = await fetch(url, what=what, params=params, headers=bearer(self.bearer_token))
+        headers = await self.auth.headers(self.google_tokens)
+        body = await fetch(url, what=what, params=params, headers=headers)
         series = body.get("timeSeries") if isinstance(body, dict) else None
         points = series[0].get("points") if isinstance(series, list) and series else None
         if not points or not isinstance(points, list):
@@ -73,26 +87,39 @@ class PubSubSettings:
     monitoring_endpoint: str
     dead_letter_topic: str = ""
     credentials: SecretKeyRef | None = None  # a bearer token for the Monitoring API
+    service_account_key: SecretKeyRef | None = None  # a key file for the operator and the workers
+    unauthenticated_monitoring: bool = False  # monitoring_endpoint is an emulator or a stand-in
 
     kind = KIND
     backlog_kind = KIND
 
     def secret_refs(self) -> tuple[SecretKeyRef, ...]:
-        return (self.credentials,) if self.credentials else ()
+        return tuple(ref for ref in (self.credentials, self.service_account_key) if ref)
 
-    def reader(self, secrets: Mapping[SecretKeyRef, str]) -> PubSubBacklog:
-        token = secrets[self.credentials] if self.credentials else None
-        return PubSubBacklog(self.project, self.subscription, self.monitoring_endpoint, token)
+    def reader(self, secrets: Mapping[SecretKeyRef, str], google_tokens: GoogleTokenSource) -> PubSubBacklog:
+        auth = GoogleAuth(
+            bearer_token=secrets[self.credentials] if self.credentials else None,
+            service_account_key_json=secrets[self.service_account_key] if self.service_account_key else None,
+            anonymous=self.unauthenticated_monitoring,
+        )
+        return PubSubBacklog(self.project, self.subscription, self.monitoring_endpoint, auth, google_tokens)
 
     def worker_secret_refs(self) -> tuple[SecretKeyRef, ...]:
-        return ()
+        return (self.service_account_key,) if self.service_account_key else ()
+
+    def worker_files(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return google_key_file(self.service_account_key) if self.service_account_key else []
 
     def worker_environment(self) -> list[dict[str, Any]]:
-        return [
+        env = [
             {"name": worker_env.PUBSUB_PROJECT, "value": self.project},
             {"name": worker_env.PUBSUB_SUBSCRIPTION, "value": self.subscription},
             {"name": worker_env.PUBSUB_DEAD_LETTER_TOPIC, "value": self.dead_letter_topic},
         ]
+        if self.service_account_key:  # Google's client libraries read the key from this file
+            key_path = f"{GOOGLE_KEY_MOUNT_DIRECTORY}/{GOOGLE_KEY_FILE}"
+            env.append({"name": worker_env.GOOGLE_APPLICATION_CREDENTIALS, "value": key_path})
+        return env
 
 
 def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> PubSubSettings:
@@ -104,4 +131,6 @@ def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> PubSubSettings:
         monitoring_endpoint=str(raw["monitoringEndpoint"]),
         dead_letter_topic=str(raw.get("deadLetterTopic", "")),
         credentials=SecretKeyRef.parse(raw.get("credentialsSecretRef")),
+        service_account_key=SecretKeyRef.parse(raw.get("serviceAccountKeySecretRef")),
+        unauthenticated_monitoring=bool(raw["unauthenticatedMonitoring"]),
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from qc_common import worker_env
 from qc_operator.errors import SpecError
-from qc_operator.sources.base import BacklogReading, FetchJson, SecretKeyRef, SourceError
+from qc_operator.sources.base import BacklogReading, FetchJson, GoogleTokenSource, SecretKeyRef, SourceError
 
 KIND = "rabbitmq"
 MANAGEMENT_PORT = 15672  # the management plugin's default, when the URL names none
@@ -61,13 +61,18 @@ class RabbitMQSettings:
     def secret_refs(self) -> tuple[SecretKeyRef, ...]:
         return (self.management,) if self.management else ()
 
-    def reader(self, secrets: Mapping[SecretKeyRef, str]) -> RabbitMQBacklog:
+    def reader(
+        self, secrets: Mapping[SecretKeyRef, str], google_tokens: GoogleTokenSource
+    ) -> RabbitMQBacklog:
         if self.management is None:
             raise SpecError("a RabbitMQ source needs managementSecretRef (or spec.backlog.prometheus)")
         return RabbitMQBacklog(secrets[self.management], self.queue, self.vhost)
 
     def worker_secret_refs(self) -> tuple[SecretKeyRef, ...]:
         return (self.connection,)
+
+    def worker_files(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return []
 
     def worker_environment(self) -> list[dict[str, Any]]:
         connection = {"secretKeyRef": {"name": self.connection.name, "key": self.connection.key}}

@@ -1,0 +1,79 @@
+"""pytest plugin (registered by tests/conftest.py): the session's network namespace and the real node.
+
+At configure time, before any service starts, the pytest process moves into a network namespace of its
+own (devstack/netns.py), so every service of the session, and the node's pods, live there. When the host
+cannot give one (not root), the session runs on the host's loopback as before and the `node` fixture fails
+with the reason: tests that need real pods never fall back to anything else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack import netns
+from devstack.kube import KubeControlPlane
+from devstack.node import Node, NodeUnavailable
+from devstack.process import log_tail
+
+NETNS_PREFIX = "qc-test-"
+_state: dict[str, str] = {}
+_node_services: list[KubeControlPlane | Node] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if netns.current() is not None:  # already inside one (e.g. `make stack-up` users running pytest)
+        return
+    name = f"{NETNS_PREFIX}{os.getpid()}"
+    try:
+        netns.delete_stale(NETNS_PREFIX)
+        netns.create(name)
+        netns.enter(name)
+        _state["netns"] = name
+    except (netns.NamespaceUnavailable, OSError) as error:
+        _state["error"] = str(error)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The namespace lives on while this process is in it; this only removes its name.
+    if "netns" in _state:
+        netns.delete(_state.pop("netns"))
+
+
+@pytest.fixture(scope="session")
+def node_kube(stack_dir: Path) -> Iterator[KubeControlPlane]:
+    """A control plane of its own for the real node (with kube-scheduler), apart from the stand-in's."""
+    if "error" in _state:
+        raise NodeUnavailable(f"no network namespace for the node: {_state['error']}")
+    plane = KubeControlPlane(stack_dir / "node-kube", with_node=True)
+    _node_services.append(plane)
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def node(node_kube: KubeControlPlane, stack_dir: Path) -> Iterator[Node]:
+    """containerd + a kubelet, Ready, with the project's image imported (devstack/node.py)."""
+    real_node = Node(stack_dir / "node", node_kube)
+    _node_services.append(real_node)
+    try:
+        real_node.start()
+        yield real_node
+    finally:
+        real_node.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and not os.environ.get("QC_NO_SERVICE_LOGS"):
+        for service in _node_services:
+            for path in service.log_paths():
+                report.sections.append((f"node log {path.name}", log_tail(path, 3000)))

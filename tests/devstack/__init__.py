@@ -1,0 +1,1 @@
+"""Tests of the tooling the other tests rely on: polling, reading /metrics, marking stack tests."""

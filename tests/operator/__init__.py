@@ -1,0 +1,1 @@
+"""Operator tests; operator_harness holds their shared helpers (also used by tests/chart)."""
