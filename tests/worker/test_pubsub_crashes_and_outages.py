@@ -7,11 +7,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+import worker_tasks
 from google.cloud import pubsub_v1
-from worker_harness import WorkerProcess, body, completions, wait_until
 
+from devstack.polling import wait_until
 from devstack.process import port_open
 from devstack.services import PubSubEmulator
+from tests.worker.worker_harness import WorkerProcess, body, completions
 
 ACK_DEADLINE_SECONDS = 10  # the emulator's minimum: a crashed worker's message returns after it
 
@@ -65,7 +67,7 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_by_the_subscription_s_
         "worker_tasks:kill_worker_async",
         QC_CONCURRENCY="1",
         QC_MAX_DELIVERY_ATTEMPTS="3",
-        QC_TEST_RECORDS=str(records),
+        **{worker_tasks.RECORDS_DIR_ENV: str(records)},
     )
     crashes = 0
     dead: list[pubsub_v1.types.ReceivedMessage] = []
@@ -115,7 +117,7 @@ def test_an_emulator_down_at_start_and_gone_mid_run_is_weathered(
         subscription,
         dead_topic,
         "worker_tasks:work_async",
-        QC_TEST_RECORDS=str(records),
+        **{worker_tasks.RECORDS_DIR_ENV: str(records)},
         PUBSUB_EMULATOR_HOST=emulator.host,
     )
     worker = WorkerProcess(settings, tmp_path / "worker.log")

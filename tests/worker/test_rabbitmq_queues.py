@@ -13,10 +13,12 @@ from typing import Any
 
 import aio_pika
 import pytest
-from rabbitmq_helpers import declare, publish_messages, take_all_now
-from worker_harness import WorkerProcess, body, completions, wait_until
+import worker_tasks
 
+from devstack.polling import wait_until
 from devstack.services import RabbitMQ
+from tests.worker.rabbitmq_helpers import declare, publish_messages, take_all_now
+from tests.worker.worker_harness import WorkerProcess, body, completions
 
 TYPED_HEADERS: dict[str, Any] = {
     "nested": {"a": 1, "b": [1, "two", {"c": True}]},
@@ -168,7 +170,7 @@ def test_without_declaring_a_missing_queue_is_waited_for_and_never_created(
     rabbitmq: RabbitMQ, records: Path, tmp_path: Path
 ) -> None:
     queue = f"missing-{uuid.uuid4().hex[:8]}"
-    settings = env(rabbitmq, queue, "worker_tasks:work_async", QC_TEST_RECORDS=str(records))
+    settings = env(rabbitmq, queue, "worker_tasks:work_async", **{worker_tasks.RECORDS_DIR_ENV: str(records)})
     worker = WorkerProcess(settings, tmp_path / "worker.log")
     try:
         wait_until(lambda: "cannot reach the broker" in worker.log_path.read_text(), 30, "the retry log line")
@@ -205,7 +207,7 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_after_its_attempts_whi
         "worker_tasks:kill_worker_async",
         QC_CONCURRENCY="1",
         QC_MAX_DELIVERY_ATTEMPTS="3",
-        QC_TEST_RECORDS=str(records),
+        **{worker_tasks.RECORDS_DIR_ENV: str(records)},
     )
     crashes = 0
     while True:  # what the Deployment does: start the worker again whenever it dies

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
-from rabbitmq_helpers import declare, publish_messages, restart_stopped
-from worker_harness import WorkerProcess, body, completions, wait_until
+import worker_tasks
 
+from devstack.polling import wait_until
 from devstack.services import RabbitMQ
+from tests.worker.rabbitmq_helpers import declare, publish_messages, restart_stopped
+from tests.worker.worker_harness import WorkerProcess, body, completions
 
 
 def env(rabbitmq: RabbitMQ, queue: str, task: str, **extra: str) -> dict[str, str]:
@@ -115,7 +117,7 @@ def test_a_broker_down_at_start_and_restarted_mid_run_is_weathered_without_loss(
             queue,
             "worker_tasks:work_async",
             QC_CONCURRENCY="4",
-            QC_TEST_RECORDS=str(records),
+            **{worker_tasks.RECORDS_DIR_ENV: str(records)},
         )
         worker = WorkerProcess(settings, tmp_path / "worker.log")
         wait_until(lambda: "cannot reach the broker" in worker.log_path.read_text(), 30, "the retry log line")

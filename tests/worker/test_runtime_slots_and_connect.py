@@ -10,10 +10,10 @@ import asyncio
 import dataclasses
 
 import pytest
-from test_window_and_settlement import body, make_runtime, run_until, sample
 
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources.memory import MemorySource
+from tests.worker.test_window_and_settlement import body, make_runtime, run_until, sample
 
 pytestmark = pytest.mark.looptime
 
