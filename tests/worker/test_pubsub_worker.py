@@ -179,7 +179,7 @@ def test_attributes_with_the_client_s_parameter_names_are_dead_lettered_whole_wi
     message = pubsub_v1.types.PubsubMessage(data=b"\xff not json", attributes=attributes)
     topology.publisher.api.publish(topic=topology.topic, messages=[message])
     worker = start_worker(
-        **topology.worker_env("worker_tasks:fail_with_detail", QC_MAX_DELIVERY_ATTEMPTS="1")
+        **(topology.environment("worker_tasks:fail_with_detail") | {worker_env.MAX_DELIVERY_ATTEMPTS: "1"})
     )
     wait_until(lambda: worker.metric("qc_worker_messages_dead_lettered_total") == 2, 60, "two dead letters")
     dead = {
@@ -194,3 +194,24 @@ def test_attributes_with_the_client_s_parameter_names_are_dead_lettered_whole_wi
     assert len(detail.encode()) <= 1024
     assert detail.startswith("RuntimeError: üü")
     assert pull_all(topology.subscriber, topology.subscription) == []
+
+
+def test_a_subscription_whose_every_task_fails_never_reports_an_empty_receive(
+    topology: Topology, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Fewer messages than slots, all in their backoff at once: pulls come back empty, yet the subscription
+    # holds them all, so the operator must not read "drained".
+    topology.publish([body(f"f{i}", fail="always") for i in range(3)])
+    worker = start_worker(
+        **(
+            topology.environment("worker_tasks:work_async")
+            | {
+                worker_env.CONCURRENCY: "8",
+                worker_env.MAX_DELIVERY_ATTEMPTS: "1000",
+                worker_env.RETRY_BACKOFF_MIN_SECONDS: "8",
+                worker_env.RETRY_BACKOFF_MAX_SECONDS: "8",
+            }
+        )
+    )
+    wait_until(lambda: worker.metric("qc_worker_messages_retried_total") >= 6, 90, "two retry rounds")
+    assert worker.metric("qc_worker_empty_receives_total") == 0

@@ -189,7 +189,9 @@ class Runtime:
                 break
             if deliveries:
                 self._accept(deliveries)
-            else:  # slots free and nothing to give: the queue is empty now (the operator reads this)
+            elif not self.source.holds_back():
+                # Slots free and nothing to give, none of ours waiting out a retry at the broker: the
+                # queue is empty now (the operator reads this).
                 self.metrics.empty_receive()
 
     def _accept(self, deliveries: list[Delivery]) -> None:

@@ -39,6 +39,11 @@ class Source(Protocol):
         broker's cut never comes first and drops our reason. None where there is none."""
         ...
 
+    def holds_back(self) -> bool:
+        """Some of our messages wait out a retry delay at the broker (Pub/Sub: a deadline as the delay), so
+        an empty receive does not mean an empty queue: the runtime does not count it as one."""
+        ...
+
     @property
     def connected(self) -> bool:
         """The broker is reachable as far as the source knows (`/readyz` answers 503 otherwise)."""

@@ -38,6 +38,9 @@ class MemorySource:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    def holds_back(self) -> bool:
+        return False
+
     async def connect(self) -> None:
         return None
 

@@ -98,6 +98,9 @@ class PubSubSource:
         self.delivery_limit: int | None = None  # the subscription's dead-letter policy, read at connect
         self._acks = ack_batcher.AckBatcher(self._acknowledge)
         self._receipts = Receipts()
+        # Messages handed back for a retry, by id: when their delay ends (monotonic seconds). While one is
+        # pending, an empty pull is a subscription whose messages wait out their backoff, not an empty one.
+        self._backing_off: dict[str, float] = {}
         self.ack_deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS  # the subscription's, read at connect
 
     @property
@@ -158,6 +161,7 @@ class PubSubSource:
             pubsub_message = received.message
             message_id = pubsub_message.message_id
             receipts = self._receipts.received(message_id)
+            self._backing_off.pop(message_id, None)
             message = Message(
                 data=pubsub_message.data,
                 message_id=message_id,
@@ -184,9 +188,18 @@ class PubSubSource:
             ack_deadline_seconds=deadline_seconds(seconds),
         )
 
+    def holds_back(self) -> bool:
+        now = time.monotonic()
+        for message_id in [m for m, until in self._backing_off.items() if until <= now]:
+            del self._backing_off[message_id]
+        return bool(self._backing_off)
+
     async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
         # The message returns when its deadline lapses: the deadline is the retry delay.
         await self._modify_deadline([delivery.handle], delay_seconds)
+        if len(self._backing_off) < MAX_TRACKED_RECEIPTS:
+            until = time.monotonic() + deadline_seconds(delay_seconds) + PULL_TIMEOUT_SECONDS
+            self._backing_off[delivery.message.message_id] = until
 
     async def release(self, delivery: Delivery) -> None:
         await self._modify_deadline([delivery.handle], 0)

@@ -90,6 +90,9 @@ class RabbitMQSource:
         self._consumer_tag: str | None = None
         self._moving: set[asyncio.Task[None]] = set()
 
+    def holds_back(self) -> bool:
+        return False  # a retry keeps its message (and slot) here through its backoff
+
     @property
     def connected(self) -> bool:
         channel = self._channel
