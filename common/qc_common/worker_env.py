@@ -26,6 +26,12 @@ MAX_LEASE_SECONDS: Final = "QC_MAX_LEASE_SECONDS"
 RABBITMQ_URL: Final = "QC_RABBITMQ_URL"  # from a Secret, never logged
 RABBITMQ_QUEUE: Final = "QC_RABBITMQ_QUEUE"
 RABBITMQ_DEAD_LETTER_EXCHANGE: Final = "QC_RABBITMQ_DEAD_LETTER_EXCHANGE"
+RABBITMQ_DECLARE_QUEUE: Final = (
+    "QC_RABBITMQ_DECLARE_QUEUE"  # "true": declare the queue; default: it must exist
+)
+RABBITMQ_QUEUE_ARGUMENTS: Final = (
+    "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
+)
 
 # Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"

@@ -160,3 +160,58 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_message(
     )
     assert set(ids) - set(counts) == set()
     assert duplicates <= 4
+
+
+def test_attributes_with_the_client_s_parameter_names_are_dead_lettered_whole_within_byte_limits(
+    topology: Topology, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Names the client's publish() takes as its own parameters, and a value at Pub/Sub's 1,024-byte limit.
+    attributes = {
+        "ordering_key": "k",
+        "retry": "r",
+        "timeout": "t",
+        "topic": "x",
+        "data": "d",
+        "big": "é" * 512,
+    }
+    future = topology.publisher.publish(topology.topic, body("odd", fail="always", detail="ü" * 3000))
+    future.result(timeout=30)
+    message = pubsub_v1.types.PubsubMessage(data=b"\xff not json", attributes=attributes)
+    topology.publisher.api.publish(topic=topology.topic, messages=[message])
+    worker = start_worker(
+        **(topology.environment("worker_tasks:fail_with_detail") | {worker_env.MAX_DELIVERY_ATTEMPTS: "1"})
+    )
+    wait_until(lambda: worker.metric("qc_worker_messages_dead_lettered_total") == 2, 60, "two dead letters")
+    dead = {
+        m.message.data: dict(m.message.attributes)
+        for m in pull_all(topology.subscriber, topology.dead_letter_subscription)
+    }
+    odd = dead[b"\xff not json"]
+    assert {k: odd[k] for k in attributes} == attributes
+    assert odd["qc-dead-letter-reason"] == "malformed"
+    [failed] = [a for data, a in dead.items() if data != b"\xff not json"]
+    detail = failed["qc-dead-letter-detail"]
+    assert len(detail.encode()) <= 1024
+    assert detail.startswith("RuntimeError: üü")
+    assert pull_all(topology.subscriber, topology.subscription) == []
+
+
+def test_a_subscription_whose_every_task_fails_never_reports_an_empty_receive(
+    topology: Topology, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Fewer messages than slots, all in their backoff at once: pulls come back empty, yet the subscription
+    # holds them all, so the operator must not read "drained".
+    topology.publish([body(f"f{i}", fail="always") for i in range(3)])
+    worker = start_worker(
+        **(
+            topology.environment("worker_tasks:work_async")
+            | {
+                worker_env.CONCURRENCY: "8",
+                worker_env.MAX_DELIVERY_ATTEMPTS: "1000",
+                worker_env.RETRY_BACKOFF_MIN_SECONDS: "8",
+                worker_env.RETRY_BACKOFF_MAX_SECONDS: "8",
+            }
+        )
+    )
+    wait_until(lambda: worker.metric("qc_worker_messages_retried_total") >= 6, 90, "two retry rounds")
+    assert worker.metric("qc_worker_empty_receives_total") == 0

@@ -96,3 +96,27 @@ def test_invalid_settings_name_the_flag_or_the_variable(
 def test_a_task_option_wins_over_the_setting_and_an_unset_one_falls_back_to_it() -> None:
     limits = resolve_limits(TaskOptions(time_limit_seconds=5), 300, 7)
     assert (limits.time_limit_seconds, limits.max_delivery_attempts) == (5, 7)
+
+
+@pytest.mark.parametrize(
+    ("value", "declare"), [("true", True), ("1", True), ("yes", True), ("false", False), ("0", False)]
+)
+def test_declaring_the_queue_is_an_explicit_boolean_from_flag_or_variable(
+    value: str, declare: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert from_args(REQUIRED).rabbitmq_declare_queue is False  # by default the queue must exist
+    assert from_args([*REQUIRED, "--rabbitmq-declare-queue", value]).rabbitmq_declare_queue is declare
+    monkeypatch.setenv(worker_env.RABBITMQ_DECLARE_QUEUE, value)
+    assert from_args(REQUIRED).rabbitmq_declare_queue is declare
+
+
+def test_queue_arguments_are_a_json_object() -> None:
+    arguments = '{"x-queue-type": "quorum", "x-delivery-limit": 5}'
+    settings = from_args([*REQUIRED, "--rabbitmq-queue-arguments", arguments])
+    assert settings.queue_arguments() == {"x-queue-type": "quorum", "x-delivery-limit": 5}
+    assert from_args(REQUIRED).queue_arguments() == {}
+    for bad in ("[1]", "{not json"):
+        with pytest.raises(SettingsError, match="rabbitmq-queue-arguments must be a JSON object"):
+            from_args([*REQUIRED, "--rabbitmq-queue-arguments", bad])
+    with pytest.raises(SystemExit):
+        from_args([*REQUIRED, "--rabbitmq-declare-queue", "maybe"])

@@ -70,3 +70,26 @@ async def bulk(messages: list[qc_worker.Message]) -> None:
         raise RuntimeError("one bad row fails the whole bulk write")
     for body in bodies:
         _record(f"{body['id']}@batch{len(bodies)}")
+
+
+async def kill_worker_async(message: qc_worker.Message) -> None:
+    """An `async def` task whose "crash" body kills the whole worker, as a segfault in a C extension would."""
+    body = message.json()
+    if body.get("fail") == "crash":
+        os._exit(11)
+    await asyncio.sleep(float(body.get("sleep", 0)))
+    _record(str(body["id"]))
+
+
+@qc_worker.task(max_delivery_attempts=2)
+async def fail_twice_async(message: qc_worker.Message) -> None:
+    """Raises for "always" bodies, so a message is retried once and then dead-lettered."""
+    body = message.json()
+    if body.get("fail") == "always":
+        raise RuntimeError("failed on purpose")
+    _record(str(body["id"]))
+
+
+async def fail_with_detail(message: qc_worker.Message) -> None:
+    """Raises with the body's "detail" as the error text (a long, multi-byte dead-letter detail)."""
+    raise RuntimeError(message.json().get("detail", ""))

@@ -43,6 +43,8 @@ def build_source(settings: WorkerSettings) -> Source:
         settings.rabbitmq_queue,
         settings.rabbitmq_dead_letter_exchange,
         settings.concurrency,
+        declare_queue=settings.rabbitmq_declare_queue,
+        queue_arguments=settings.queue_arguments(),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -35,12 +36,25 @@ from qc_worker.sources.base import ReceiveFailed, Source
 log = logging.getLogger(__name__)
 RESUME_LOAD = 0.8  # fraction of capacity in flight below which pulling resumes
 RECEIVE_ERROR_BACKOFF_SECONDS = 1.0  # after a failed receive, before asking the broker again
+CONNECT_BACKOFF_MIN_SECONDS = 1.0  # first wait after a failed start-up connection, doubling up to the max
+CONNECT_BACKOFF_MAX_SECONDS = 30.0
 
 
 def retry_delay_seconds(attempt: int, minimum: float, maximum: float, rng: random.Random) -> float:
     """Exponential backoff from `minimum`, capped at `maximum`, with full jitter in its upper half."""
     ceiling = min(maximum, minimum * 2 ** max(0, attempt - 1))
     return rng.uniform(ceiling / 2, ceiling) if ceiling > minimum else ceiling
+
+
+def failure(error: Exception) -> tuple[str, str]:
+    """The `reason` label and the detail of a failed attempt."""
+    if isinstance(error, TimeLimitExceeded):
+        return "time_limit", str(error)
+    if isinstance(error, TaskCrashed):
+        return "crashed", str(error)
+    if isinstance(error, MalformedMessage):
+        return "malformed", str(error)
+    return "exception", f"{type(error).__name__}: {error}"
 
 
 class Runtime:
@@ -61,14 +75,17 @@ class Runtime:
         self.executor = executor
         self.metrics = metrics
         self.capacity = settings.concurrency
-        # Flow control as the Pub/Sub client does it: pause at full load, resume below 80%, so a busy
-        # window pulls in batches rather than one message per round trip.
-        self._min_pull = max(1, self.capacity - int(self.capacity * RESUME_LOAD))
-        self.ready = False
+        # Flow control as the Pub/Sub client does it where a receive is a round trip: pause at full load,
+        # resume below 80%, so a busy window pulls in batches. Where the broker pushes (RabbitMQ) a free
+        # slot is refilled at once from what it already delivered.
+        batch = max(1, self.capacity - int(self.capacity * RESUME_LOAD))
+        self._min_pull = batch if source.batches_pulls else 1
+        self.started = False
         self._held: dict[int, Delivery] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()  # set once enough slots are free for the next pull
         self._stopping = asyncio.Event()
+        self._killing = False  # the grace period is over: the executor is stopping every task
         self._rng = random.Random()
         self._ordering = OrderingKeys()
         self._batcher: Batcher[Delivery] | None = None
@@ -79,11 +96,47 @@ class Runtime:
     def request_stop(self) -> None:
         if not self._stopping.is_set():
             log.info("stop requested: no more pulls, draining %d messages in flight", len(self._held))
-        self.ready = False
+        self.started = False
         self._stopping.set()
 
+    @property
+    def ready(self) -> bool:
+        """Consuming and the broker reachable: `/readyz` answers 503 otherwise."""
+        return self.started and self.source.connected
+
+    async def _connect(self) -> bool:
+        """Connect, retrying with backoff while the broker is unreachable; False if stopped meanwhile."""
+        delay = CONNECT_BACKOFF_MIN_SECONDS
+        while not self._stopping.is_set():
+            connecting = asyncio.create_task(self.source.connect())
+            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not connecting.done():  # a stop while connecting: SIGTERM does not wait for the broker
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                return False
+            try:
+                connecting.result()
+                return True
+            except Exception as error:
+                log.warning(
+                    "cannot reach the broker, retrying in %g s: %s: %s", delay, type(error).__name__, error
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(CONNECT_BACKOFF_MAX_SECONDS, delay * 2)
+        return False
+
     async def run(self) -> None:
-        await self.source.connect()
+        if not await self._connect():
+            self.executor.close()
+            return
+        limit = self.source.delivery_limit
+        if limit is not None and limit < self.limits.max_delivery_attempts:
+            log.warning("the broker allows %d deliveries: dead-lettering after %d attempts", limit, limit)
+            self.limits = dataclasses.replace(self.limits, max_delivery_attempts=limit)
         leaser = None
         if self.source.ack_deadline_seconds is not None:  # known once connected
             leaser = Leaser(
@@ -95,7 +148,7 @@ class Runtime:
                 self.source.ack_deadline_seconds,
             )
             leaser.start()
-        self.ready = True
+        self.started = True
         log.info(
             "consuming", extra={"capacity": self.capacity, "task": self.task.name, "source": self.source.name}
         )
@@ -136,7 +189,9 @@ class Runtime:
                 break
             if deliveries:
                 self._accept(deliveries)
-            else:  # slots free and nothing to give: the queue is empty now (the operator reads this)
+            elif not self.source.holds_back():
+                # Slots free and nothing to give, none of ours waiting out a retry at the broker: the
+                # queue is empty now (the operator reads this).
                 self.metrics.empty_receive()
 
     def _accept(self, deliveries: list[Delivery]) -> None:
@@ -168,6 +223,15 @@ class Runtime:
         task.add_done_callback(self._running.discard)
 
     async def _process(self, deliveries: list[Delivery]) -> None:
+        exhausted = [d for d in deliveries if d.message.delivery_attempt > self.limits.max_delivery_attempts]
+        if exhausted:
+            # Delivered more often than allowed though no attempt ended in a result: each one killed its
+            # process or the whole worker. Dead-lettered without running it again.
+            detail = "the earlier attempts ended without a result (the task's process or the worker died)"
+            await self._fail(exhausted, "crashed", detail, time.monotonic())
+            deliveries = [d for d in deliveries if d not in exhausted]
+            if not deliveries:
+                return
         messages = [d.message for d in deliveries]
         argument: Any = messages if self.task.is_batch else messages[0]
         started = time.monotonic()
@@ -176,14 +240,12 @@ class Runtime:
         except asyncio.CancelledError:
             await self._settle_all(deliveries, self.source.release)  # stopped at the end of the grace period
             raise
-        except TimeLimitExceeded as error:
-            await self._fail(deliveries, "time_limit", str(error), started)
-        except TaskCrashed as error:
-            await self._fail(deliveries, "crashed", str(error), started)
-        except MalformedMessage as error:
-            await self._fail(deliveries, "malformed", str(error), started)
         except Exception as error:
-            await self._fail(deliveries, "exception", f"{type(error).__name__}: {error}", started)
+            if self._killing:  # the drain stopped its process (the process is gone): hand it back
+                await self._settle_all(deliveries, self.source.release)
+                return
+            reason, detail = failure(error)
+            await self._fail(deliveries, reason, detail, started)
         else:
             duration = time.monotonic() - started
             # The slot frees as the ack is sent: the next pull overlaps the ack's round trip. Until the
@@ -198,10 +260,19 @@ class Runtime:
         log.warning("task failed", extra={"reason": reason, "detail": detail, "messages": len(deliveries)})
         for _ in deliveries:
             self.metrics.failed(reason, duration)
-        # A failed message frees its slot now; its backoff and hand-back run in the background.
-        self._forget(deliveries)
+        # Where a retry hands the message back at once (Pub/Sub), a failed message frees its slot now;
+        # where it holds it through the backoff (RabbitMQ), the broker will not deliver into that slot
+        # before the retry settles, so neither does the window. The hand-back runs in the background.
+        if not self.source.retry_holds_delivery:
+            self._forget(deliveries)
         for delivery in deliveries:
-            self._spawn(self._give_back(delivery, reason, detail))
+            self._spawn(self._give_back_and_forget(delivery, reason, detail))
+
+    async def _give_back_and_forget(self, delivery: Delivery, reason: str, detail: str) -> None:
+        try:
+            await self._give_back(delivery, reason, detail)
+        finally:
+            self._forget([delivery])
 
     async def _give_back(self, delivery: Delivery, reason: str, detail: str) -> None:
         attempts = self.limits.max_delivery_attempts
@@ -221,7 +292,9 @@ class Runtime:
         try:
             await self.source.retry(delivery, delay)
         except asyncio.CancelledError:
-            await self.source.release(delivery)
+            # Stopped in its backoff at the end of the grace period: back at once, the failure counted.
+            with contextlib.suppress(Exception):
+                await self.source.retry(delivery, 0)
             raise
         self.metrics.retried()
         self.metrics.nacked()
@@ -255,6 +328,11 @@ class Runtime:
         await self._settle_all(never_started, self.source.release)
         if self._running:
             done, pending = await asyncio.wait(set(self._running), timeout=self.settings.drain_grace_seconds)
+            if pending:
+                # Every process that runs a task is gone before its message is handed back: a task cannot
+                # finish after its message went to another worker.
+                self._killing = True
+                await self.executor.stop_all()
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

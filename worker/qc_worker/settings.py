@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import typing
 from dataclasses import dataclass
@@ -44,6 +45,14 @@ class WorkerSettings:
     rabbitmq_url: str = ""
     rabbitmq_queue: str = ""
     rabbitmq_dead_letter_exchange: str = ""
+    rabbitmq_declare_queue: bool = False  # False: the queue must exist, checked passively, used as it is
+    rabbitmq_queue_arguments: str = ""  # JSON object: the queue's arguments (declared with them if declaring)
+
+    def queue_arguments(self) -> dict[str, object]:
+        value = json.loads(self.rabbitmq_queue_arguments or "{}")
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
 
     def validate(self) -> WorkerSettings:
         problems = []
@@ -63,6 +72,10 @@ class WorkerSettings:
             problems.append(
                 f"--source rabbitmq needs {worker_env.RABBITMQ_URL} and {worker_env.RABBITMQ_QUEUE}"
             )
+        try:
+            self.queue_arguments()
+        except ValueError as error:
+            problems.append(f"--rabbitmq-queue-arguments must be a JSON object ({error})")
         if problems:
             raise SettingsError("; ".join(problems))
         return self
@@ -107,14 +120,41 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     (
         "rabbitmq_dead_letter_exchange",
         worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE,
-        "exchange for dead letters (unset: '<queue>.dead-letter', declared with a '<queue>.dead' queue)",
+        "exchange for dead letters (unset: the queue's x-dead-letter-exchange argument, else "
+        "'<queue>.dead-letter', declared with a '<queue>.dead' queue if missing)",
+    ),
+    (
+        "rabbitmq_declare_queue",
+        worker_env.RABBITMQ_DECLARE_QUEUE,
+        "true: declare the queue (durable) with --rabbitmq-queue-arguments; false: it must exist and is "
+        "used as declared",
+    ),
+    (
+        "rabbitmq_queue_arguments",
+        worker_env.RABBITMQ_QUEUE_ARGUMENTS,
+        'the queue\'s arguments as a JSON object, e.g. {"x-queue-type": "quorum", "x-delivery-limit": 5}; '
+        "its x-dead-letter-exchange / -routing-key say where dead letters go",
     ),
 )
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
 def default_text(value: object) -> str:
     """A default as `--help` shows it: 300.0 as "300", 0.5 as "0.5"."""
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _typed(kind: object, text: str) -> object:
+    """An environment default, parsed as its flag would be (argparse converts only string defaults)."""
+    return parse_bool(text) if kind is bool else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         parser.add_argument(
             f"--{name.replace('_', '-')}",
-            type=hints[name] if hints[name] in (int, float) else str,
-            default=os.environ.get(variable),
+            type=parse_bool if hints[name] is bool else hints[name] if hints[name] in (int, float) else str,
+            default=None if os.environ.get(variable) is None else _typed(hints[name], os.environ[variable]),
             help=f"{text}{shown} [${variable}]",
         )
     return parser

@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from qc_worker.messages import Delivery, Message
-from qc_worker.sources.base import ReceiveFailed, dead_letter_headers
+from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
 
 
 @dataclass
@@ -16,6 +16,10 @@ class MemorySource:
     name: str = "memory"
     ack_deadline_seconds: float | None = None  # set: the runtime leases (extends) what it holds
     receive_wait_seconds: float = 0.05
+    batches_pulls: bool = True
+    retry_holds_delivery: bool = False
+    connected: bool = True
+    delivery_limit: int | None = None
     acked: list[str] = field(default_factory=list)
     retried: list[tuple[str, float]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
@@ -33,6 +37,9 @@ class MemorySource:
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    def holds_back(self) -> bool:
+        return False
 
     async def connect(self) -> None:
         return None
@@ -65,7 +72,9 @@ class MemorySource:
         self._queue.put_nowait(delivery.message)
 
     async def dead_letter(self, delivery: Delivery, reason: str, detail: str) -> None:
-        self.dead_letters.append(dead_letter_headers(delivery, self.name, reason, detail))
+        self.dead_letters.append(
+            {**delivery.message.attributes, **dead_letter_reasons(delivery, self.name, reason, detail, None)}
+        )
 
     async def extend(self, deliveries: list[Delivery], seconds: float) -> int:
         self.extensions += len(deliveries)

@@ -1,0 +1,122 @@
+"""RabbitMQ message rules, pure: a delivery's attempt number, and the copy we republish for a retry.
+
+Used by `qc_worker.sources.rabbitmq`. Attempts survive crashes because the count lives in the message:
+`x-qc-attempts` holds the attempts made before this copy was published, signed (HMAC keyed by the
+connection URL, which a publisher without the worker's credentials does not have), so a header a
+publisher set itself is ignored rather than skipping retries. On top of it comes the broker's own count:
+a quorum queue's `x-delivery-count`; a classic queue only says `redelivered`, so the source moves that
+count into the message (republishes with one more attempt) before such a delivery runs.
+
+A republished copy keeps the body, every property and the headers typed as they arrived (nested tables,
+bytes, ints, timestamps); only our own headers change. `user_id` is kept only when it names the
+connection's user, because RabbitMQ refuses a publish whose user_id is anyone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ATTEMPTS_HEADER = "x-qc-attempts"  # attempts made before this copy was published
+SIGNATURE_HEADER = "x-qc-attempts-signature"
+DELIVERY_COUNT_HEADER = "x-delivery-count"  # quorum queues: returns so far (crashes, nacks)
+OUR_HEADERS = (ATTEMPTS_HEADER, SIGNATURE_HEADER)
+PROPERTIES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "app_id",
+)
+PERSISTENT = 2
+
+
+def signing_key(url: str) -> bytes:
+    return hashlib.sha256(f"qc-worker attempts\n{url}".encode()).digest()
+
+
+def sign(key: bytes, queue: str, body: bytes, attempts: int) -> str:
+    """Bound to the queue and the body, so a signed header copied onto another message is worthless."""
+    text = f"{queue}\n{hashlib.sha256(body).hexdigest()}\n{attempts}".encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()[:32]
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def attempts_before(headers: Mapping[str, Any], key: bytes, queue: str, body: bytes) -> int:
+    """The signed count of earlier attempts; 0 when absent, malformed or not signed by us."""
+    raw, signature = headers.get(ATTEMPTS_HEADER), headers.get(SIGNATURE_HEADER)
+    if raw is None or signature is None:
+        return 0
+    try:
+        attempts = int(text(raw))
+    except ValueError:
+        return 0
+    expected = sign(key, queue, body, attempts)
+    return max(0, attempts) if hmac.compare_digest(text(signature), expected) else 0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int  # this delivery's attempt, from 1
+    move_first: bool  # a classic redelivery: republish with the count before running it
+
+
+def delivery_attempt(
+    headers: Mapping[str, Any], redelivered: bool, key: bytes, queue: str, body: bytes
+) -> Attempt:
+    before = attempts_before(headers, key, queue, body)
+    count = headers.get(DELIVERY_COUNT_HEADER)
+    if isinstance(count, int) and not isinstance(count, bool):
+        return Attempt(before + count + 1, move_first=False)
+    if redelivered:  # the previous delivery ended without a settlement: a crash or a lost connection
+        return Attempt(before + 2, move_first=True)
+    return Attempt(before + 1, move_first=False)
+
+
+def publishable(value: Any) -> Any:
+    """A header value as the client library can send it again: a long string that was not UTF-8 arrives as
+    bytes, which it only sends as a byte array (the same bytes, AMQP type `x`)."""
+    if isinstance(value, bytes):
+        return bytearray(value)
+    if isinstance(value, dict):
+        return {k: publishable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [publishable(v) for v in value]
+    return value
+
+
+def copy_fields(
+    properties: Mapping[str, Any],
+    headers: Mapping[str, Any] | None,
+    connection_user: str,
+    user_id: str | None,
+    extra_headers: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Keyword arguments for `aio_pika.Message` (the body apart): everything kept, our headers set."""
+    kept = {
+        name: publishable(value)
+        for name, value in (headers or {}).items()
+        if name not in OUR_HEADERS and name != DELIVERY_COUNT_HEADER
+    }
+    fields = {name: properties.get(name) for name in PROPERTIES}
+    if fields["delivery_mode"] is None:
+        fields["delivery_mode"] = PERSISTENT
+    fields["headers"] = {**kept, **extra_headers}
+    fields["user_id"] = user_id if user_id == connection_user else None
+    return fields
+
+
+def attempt_headers(key: bytes, queue: str, body: bytes, attempts: int) -> dict[str, Any]:
+    return {ATTEMPTS_HEADER: attempts, SIGNATURE_HEADER: sign(key, queue, body, attempts)}
