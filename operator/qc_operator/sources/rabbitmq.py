@@ -7,6 +7,7 @@ under its own work.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class RabbitMQSettings:
     connection: SecretKeyRef  # the workers' amqp:// URL
     management: SecretKeyRef | None  # the operator's management API URL; None with a PromQL backlog
     dead_letter_exchange: str = ""  # "": the worker's default, <queue>.dead-letter
+    # None: the queue must exist (the workers check it passively); else the arguments to declare it with.
+    declare_arguments: Mapping[str, Any] | None = None
 
     kind = KIND
     backlog_kind = KIND
@@ -80,6 +83,16 @@ class RabbitMQSettings:
             {"name": worker_env.RABBITMQ_URL, "valueFrom": connection},  # never copied out of the Secret
             {"name": worker_env.RABBITMQ_QUEUE, "value": self.queue},
             {"name": worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE, "value": self.dead_letter_exchange},
+            *self._declare_environment(),
+        ]
+
+    def _declare_environment(self) -> list[dict[str, Any]]:
+        if self.declare_arguments is None:
+            return []
+        arguments = json.dumps(dict(self.declare_arguments), sort_keys=True)
+        return [
+            {"name": worker_env.RABBITMQ_DECLARE_QUEUE, "value": "true"},
+            {"name": worker_env.RABBITMQ_QUEUE_ARGUMENTS, "value": arguments},
         ]
 
 
@@ -99,4 +112,5 @@ def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> RabbitMQSetting
         connection=connection,
         management=management,
         dead_letter_exchange=str(raw.get("deadLetterExchange", "")),
+        declare_arguments=dict(raw["declareQueue"].get("arguments") or {}) if "declareQueue" in raw else None,
     )
