@@ -122,13 +122,14 @@ def test_each_direction_may_have_its_own_tolerance() -> None:
     assert policy.tolerance == 0.3
 
 
-def test_the_workers_declare_a_queue_only_when_the_spec_says_how() -> None:
+def test_the_workers_declare_a_queue_only_when_the_spec_says_so() -> None:
     passive = {e["name"] for e in parse(RABBITMQ_SPEC).source.worker_environment()}
     assert worker_env.RABBITMQ_DECLARE_QUEUE not in passive, "by default the queue must exist as declared"
     raw = spec()
-    raw["source"]["rabbitmq"]["declareQueue"] = {
-        "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 5}
-    }
+    raw["source"]["rabbitmq"]["queueArguments"] = {"x-queue-type": "quorum", "x-delivery-limit": 5}
+    env = {e["name"]: e.get("value") for e in parse(raw).source.worker_environment()}
+    assert worker_env.RABBITMQ_DECLARE_QUEUE not in env, "the arguments alone tell, they do not declare"
+    assert env[worker_env.RABBITMQ_QUEUE_ARGUMENTS] == '{"x-delivery-limit": 5, "x-queue-type": "quorum"}'
+    raw["source"]["rabbitmq"]["declareQueue"] = True
     env = {e["name"]: e.get("value") for e in parse(raw).source.worker_environment()}
     assert env[worker_env.RABBITMQ_DECLARE_QUEUE] == "true"
-    assert env[worker_env.RABBITMQ_QUEUE_ARGUMENTS] == '{"x-delivery-limit": 5, "x-queue-type": "quorum"}'

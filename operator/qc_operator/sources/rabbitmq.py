@@ -55,8 +55,8 @@ class RabbitMQSettings:
     connection: SecretKeyRef  # the workers' amqp:// URL
     management: SecretKeyRef | None  # the operator's management API URL; None with a PromQL backlog
     dead_letter_exchange: str = ""  # "": the worker's default, <queue>.dead-letter
-    # None: the queue must exist (the workers check it passively); else the arguments to declare it with.
-    declare_arguments: Mapping[str, Any] | None = None
+    declare_queue: bool = False  # False: the queue must exist (the workers check it passively)
+    queue_arguments: Mapping[str, Any] | None = None  # as declared: DLX, delivery limit, queue type
 
     kind = KIND
     backlog_kind = KIND
@@ -87,13 +87,11 @@ class RabbitMQSettings:
         ]
 
     def _declare_environment(self) -> list[dict[str, Any]]:
-        if self.declare_arguments is None:
-            return []
-        arguments = json.dumps(dict(self.declare_arguments), sort_keys=True)
-        return [
-            {"name": worker_env.RABBITMQ_DECLARE_QUEUE, "value": "true"},
-            {"name": worker_env.RABBITMQ_QUEUE_ARGUMENTS, "value": arguments},
-        ]
+        env = [{"name": worker_env.RABBITMQ_DECLARE_QUEUE, "value": "true"}] if self.declare_queue else []
+        if self.queue_arguments is not None:
+            arguments = json.dumps(dict(self.queue_arguments), sort_keys=True)
+            env.append({"name": worker_env.RABBITMQ_QUEUE_ARGUMENTS, "value": arguments})
+        return env
 
 
 def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> RabbitMQSettings:
@@ -112,5 +110,6 @@ def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> RabbitMQSetting
         connection=connection,
         management=management,
         dead_letter_exchange=str(raw.get("deadLetterExchange", "")),
-        declare_arguments=dict(raw["declareQueue"].get("arguments") or {}) if "declareQueue" in raw else None,
+        declare_queue=bool(raw["declareQueue"]),
+        queue_arguments=dict(raw["queueArguments"]) if raw.get("queueArguments") is not None else None,
     )
