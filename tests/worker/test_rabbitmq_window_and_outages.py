@@ -76,7 +76,9 @@ def test_a_deep_queue_whose_every_task_fails_never_reports_an_empty_receive(
     # "the queue had nothing to give" (the operator would discount the backlog as drained).
     wait_until(lambda: worker.metric("qc_worker_messages_retried_total") >= 12, 60, "several retry rounds")
     assert worker.metric("qc_worker_empty_receives_total") == 0
-    assert rabbitmq.queue_counts(queue)["messages"] == 200
+    # Nothing was lost or dead-lettered meanwhile (the management API's figures may lag a few seconds).
+    wait_until(lambda: rabbitmq.queue_counts(queue)["messages"] == 200, 30, "the broker to count all 200")
+    assert worker.metric("qc_worker_messages_dead_lettered_total") == 0
 
 
 def test_sigterm_with_long_pool_tasks_in_flight_makes_no_duplicate(
