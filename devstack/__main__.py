@@ -105,8 +105,12 @@ def down() -> None:
             api_port=node_state["api_port"],
             admin_token=node_state["admin_token"],
         )
-        node = Node(Path(node_state["directory"]), kube, cgroup_root=node_state["cgroup_root"],
-                    saved_sysctls=dict(node_state["saved_sysctls"]))  # fmt: skip
+        node = Node(
+            Path(node_state["directory"]),
+            kube,
+            cgroup_root=node_state["cgroup_root"],
+            saved_sysctls=dict(node_state["saved_sysctls"]),
+        )
         node.stop(node_state["pids"])
     for pid in reversed(state["pids"]):
         stop_process_group(pid)

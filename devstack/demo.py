@@ -36,24 +36,49 @@ def live_table(samples: list[Sample], total: int) -> Table:
         backlog = "…" if s.backlog is None else f"{s.backlog:.0f}"
         desired = "…" if s.desired is None else str(s.desired)
         progress = f"{s.processed}/{total} {'█' * int(20 * s.processed / max(total, 1)):<20}"
-        table.add_row(f"{s.seconds:.0f}", s.consumer, backlog, desired, str(s.replicas), str(s.ready),
-                      str(s.running_workers), progress)  # fmt: skip
+        table.add_row(
+            f"{s.seconds:.0f}",
+            s.consumer,
+            backlog,
+            desired,
+            str(s.replicas),
+            str(s.ready),
+            str(s.running_workers),
+            progress,
+        )
     return table
 
 
 def summary_table(result: RunResult) -> Table:
     table = Table(title=f"Summary ({result.seconds:.0f} s, {len(result.kills)} worker containers SIGKILLed)")
-    for column in ("consumer", "published", "processed", "lost", "duplicates", "peak replicas",
-                   "scaled out at", "drained at", "back to 0 at"):  # fmt: skip
+    for column in (
+        "consumer",
+        "published",
+        "processed",
+        "lost",
+        "duplicates",
+        "peak replicas",
+        "scaled out at",
+        "drained at",
+        "back to 0 at",
+    ):
         table.add_column(column, justify="right")
 
     def at(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} s"
 
     for name, c in result.consumers.items():
-        table.add_row(name, str(c.published), str(c.processed), str(c.lost), str(c.duplicates),
-                      str(c.peak_replicas), at(c.scaled_out_after_seconds), at(c.drained_after_seconds),
-                      at(c.back_to_zero_after_seconds))  # fmt: skip
+        table.add_row(
+            name,
+            str(c.published),
+            str(c.processed),
+            str(c.lost),
+            str(c.duplicates),
+            str(c.peak_replicas),
+            at(c.scaled_out_after_seconds),
+            at(c.drained_after_seconds),
+            at(c.back_to_zero_after_seconds),
+        )
     return table
 
 
@@ -64,9 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=3, help="random worker SIGKILLs during the drain")
     args = parser.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 120)
-    run_config = RunConfig(messages_per_consumer=args.messages, work_seconds=args.work_seconds,
-                           chaos_kills=args.kills, max_replicas=8, cooldown_seconds=15, long_tasks=8,
-                           scale_down_window_seconds=10, timeout_seconds=600)  # fmt: skip
+    run_config = RunConfig(
+        messages_per_consumer=args.messages,
+        work_seconds=args.work_seconds,
+        chaos_kills=args.kills,
+        max_replicas=8,
+        cooldown_seconds=15,
+        long_tasks=8,
+        scale_down_window_seconds=10,
+        timeout_seconds=600,
+    )
     workdir = OUT / "run"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -79,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     kube = KubeControlPlane(workdir / "kube", with_node=True)
     node = Node(workdir / "node", kube)
-    rabbitmq, pubsub, prometheus = (RabbitMQ(workdir / "rabbitmq"), PubSubEmulator(workdir / "pubsub"),
-                                    Prometheus(workdir / "prometheus"))  # fmt: skip
+    rabbitmq, pubsub, prometheus = (
+        RabbitMQ(workdir / "rabbitmq"),
+        PubSubEmulator(workdir / "pubsub"),
+        Prometheus(workdir / "prometheus"),
+    )
     services = (kube, node, rabbitmq, pubsub, prometheus)
     end_to_end = None
     try:

@@ -41,8 +41,11 @@ CHART = REPO_ROOT / "charts/queue-consumer-operator"
 OPERATOR_METRICS_PORT = 9090  # the chart's operator.metricsPort
 START_TIMEOUT_SECONDS = 180.0
 # The image every user builds and pushes; here it is in the node's containerd already, so never pulled.
-CHART_IMAGE_VALUES = ("image.repository=localhost/queue-consumer-operator", "image.tag=dev",
-                      "image.pullPolicy=Never")  # fmt: skip
+CHART_IMAGE_VALUES = (
+    "image.repository=localhost/queue-consumer-operator",
+    "image.tag=dev",
+    "image.pullPolicy=Never",
+)
 
 
 @dataclass(frozen=True)
@@ -241,8 +244,18 @@ class EndToEnd:
                 self._rabbitmq_backlog() if consumer == RABBITMQ_CONSUMER else self._pubsub_backlog("")[0]
             )
             running = sum(1 for p in pods if p.metadata.labels.get(api.CONSUMER_LABEL) == consumer)
-            samples.append(Sample(seconds, consumer, backlog, status.get("desiredReplicas"), replicas, ready,
-                                  running, self.ledger(consumer).processed))  # fmt: skip
+            samples.append(
+                Sample(
+                    seconds,
+                    consumer,
+                    backlog,
+                    status.get("desiredReplicas"),
+                    replicas,
+                    ready,
+                    running,
+                    self.ledger(consumer).processed,
+                )
+            )
         for pod in pods:
             consumer = pod.metadata.labels.get(api.CONSUMER_LABEL, "")
             self.prometheus.add_target(
@@ -297,13 +310,24 @@ class EndToEnd:
             drained = timeline.first_time(consumer, lambda s, n=count: s.processed >= n)
             zero = None
             if drained is not None:
-                zero = next((s.seconds for s in timeline.of(consumer) if s.seconds >= drained
-                             and s.replicas == 0 and s.running_workers == 0), None)  # fmt: skip
+                zero = next(
+                    (
+                        s.seconds
+                        for s in timeline.of(consumer)
+                        if s.seconds >= drained and s.replicas == 0 and s.running_workers == 0
+                    ),
+                    None,
+                )
             results[consumer] = ConsumerResult(
-                len(ledger.published), ledger.processed, len(ledger.lost), ledger.duplicates,
-                timeline.max_replicas(consumer), timeline.first_time(consumer, lambda s: s.replicas > 0),
-                drained, zero,
-            )  # fmt: skip
+                len(ledger.published),
+                ledger.processed,
+                len(ledger.lost),
+                ledger.duplicates,
+                timeline.max_replicas(consumer),
+                timeline.first_time(consumer, lambda s: s.replicas > 0),
+                drained,
+                zero,
+            )
         return results
 
     def save_operator_log(self) -> Path:
@@ -328,10 +352,22 @@ def install_chart(helm: Path, kubeconfig: Path, workdir: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(workdir / "helm")}
     sets = [arg for value in CHART_IMAGE_VALUES for arg in ("--set", value)]
     subprocess.run(
-        [str(helm), "upgrade", "--install", RELEASE, str(CHART),
-         "-n", RELEASE_NAMESPACE, "--create-namespace", *sets],
-        check=True, capture_output=True, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            str(helm),
+            "upgrade",
+            "--install",
+            RELEASE,
+            str(CHART),
+            "-n",
+            RELEASE_NAMESPACE,
+            "--create-namespace",
+            *sets,
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=180,
+    )
 
 
 def create_rabbitmq_secret(core: Any, namespace: str, rabbit: RabbitMQ) -> None:

@@ -33,8 +33,16 @@ ENV PYTHONPATH=/app
 """
 BASE_PACKAGES = "python3,python3-venv,ca-certificates,netbase,tzdata,passwd"
 # The build context the Dockerfile copies from (the rest is excluded by .dockerignore).
-CONTEXT_PATHS = ("Dockerfile", ".dockerignore", "pyproject.toml", "constraints.txt", "README.md",
-                 "common", "operator", "worker")  # fmt: skip
+CONTEXT_PATHS = (
+    "Dockerfile",
+    ".dockerignore",
+    "pyproject.toml",
+    "constraints.txt",
+    "README.md",
+    "common",
+    "operator",
+    "worker",
+)
 # pip inside the build reaches the package index only with the host's CA bundle and pip configuration.
 HOST_BUILD_MOUNTS = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pip.conf")
 BUILD_TIMEOUT_SECONDS = 20 * 60
@@ -106,8 +114,18 @@ def ensure_base() -> str:
         _run(buildah, "add", container, str(rootfs), "/")
         # The official image has its CPython in /usr/local/bin; Debian's stands in for it there.
         for link in ("python", "python3"):
-            _run(buildah, "run", "--isolation", "chroot", container, "--",
-                 "ln", "-sf", "/usr/bin/python3", f"/usr/local/bin/{link}")  # fmt: skip
+            _run(
+                buildah,
+                "run",
+                "--isolation",
+                "chroot",
+                container,
+                "--",
+                "ln",
+                "-sf",
+                "/usr/bin/python3",
+                f"/usr/local/bin/{link}",
+            )
         _run(buildah, "config", "--env", "LANG=C.UTF-8", "--cmd", "python3", container)
         _run(buildah, "commit", "--rm", container, name)
     except BaseException:
@@ -171,8 +189,21 @@ def ensure_project() -> Path:
     ensure_base()
     print(f"building {PROJECT_IMAGE} from the Dockerfile with buildah (cached afterwards)", flush=True)
     mounts = [f"--volume={p}:{p}:ro" for p in HOST_BUILD_MOUNTS if Path(p).exists()]
-    _run(_tool("buildah"), "bud", "--network", "host", "--pull=never", "--layers", *mounts,
-         "-t", PROJECT_IMAGE, "-f", "Dockerfile", ".", cwd=binaries.REPO_ROOT)  # fmt: skip
+    _run(
+        _tool("buildah"),
+        "bud",
+        "--network",
+        "host",
+        "--pull=never",
+        "--layers",
+        *mounts,
+        "-t",
+        PROJECT_IMAGE,
+        "-f",
+        "Dockerfile",
+        ".",
+        cwd=binaries.REPO_ROOT,
+    )
     for stale in images_dir().glob("queue-consumer-operator-*.tar"):
         stale.unlink()
     _export(PROJECT_IMAGE, archive)
@@ -194,8 +225,18 @@ def ensure_demo_worker() -> Path:
     for name in DEMO_TASK_FILES:
         shutil.copy(binaries.REPO_ROOT / name, context / name)
     (context / "Containerfile").write_text(DEMO_WORKER_CONTAINERFILE)
-    _run(_tool("buildah"), "bud", "--pull=never", "--layers", "-t", DEMO_WORKER_IMAGE,
-         "-f", "Containerfile", ".", cwd=context)  # fmt: skip
+    _run(
+        _tool("buildah"),
+        "bud",
+        "--pull=never",
+        "--layers",
+        "-t",
+        DEMO_WORKER_IMAGE,
+        "-f",
+        "Containerfile",
+        ".",
+        cwd=context,
+    )
     for stale in images_dir().glob("qc-demo-worker-*.tar"):
         stale.unlink()
     _export(DEMO_WORKER_IMAGE, archive)

@@ -40,11 +40,23 @@ def make_certificates(directory: Path) -> None:
     """
     directory.mkdir(parents=True, exist_ok=True)
     _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        "-keyout", str(directory / "serving.key"), "-out", str(directory / "serving.crt"),
-        "-subj", "/CN=127.0.0.1", "-addext", f"subjectAltName=IP:127.0.0.1,IP:{netns.API_SERVICE_ADDRESS},"
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-keyout",
+        str(directory / "serving.key"),
+        "-out",
+        str(directory / "serving.crt"),
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        f"subjectAltName=IP:127.0.0.1,IP:{netns.API_SERVICE_ADDRESS},"
         "DNS:localhost,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
-    )  # fmt: skip
+    )
     _openssl("genrsa", "-out", str(directory / "sa.key"), "2048")
     _openssl("rsa", "-in", str(directory / "sa.key"), "-pubout", "-out", str(directory / "sa.pub"))
 
@@ -104,42 +116,65 @@ class KubeControlPlane:
         self._launch(
             "etcd",
             [
-                etcd, "--name", "qc-test", "--data-dir", str(self.directory / "etcd"),
-                "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-                "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer_port}",
-                "--initial-cluster", f"qc-test=http://127.0.0.1:{etcd_peer_port}",
+                etcd,
+                "--name",
+                "qc-test",
+                "--data-dir",
+                str(self.directory / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{etcd_peer_port}",
+                "--initial-cluster",
+                f"qc-test=http://127.0.0.1:{etcd_peer_port}",
                 "--unsafe-no-fsync",
             ],
             lambda: _http_ok(f"http://127.0.0.1:{etcd_port}/health"),
-        )  # fmt: skip
+        )
         self.api_port = free_port()
         self._launch(
             "kube-apiserver",
             [
                 str(tools["kube-apiserver"]),
-                "--etcd-servers", f"http://127.0.0.1:{etcd_port}",
-                "--bind-address", "127.0.0.1",
+                "--etcd-servers",
+                f"http://127.0.0.1:{etcd_port}",
+                "--bind-address",
+                "127.0.0.1",
                 # The `kubernetes` Service's endpoint; the validation refuses a loopback address there.
-                "--advertise-address", netns.NODE_ADDRESS if self.with_node else "127.0.0.1",
-                "--secure-port", str(self.api_port),
-                "--tls-cert-file", str(pki / "serving.crt"),
-                "--tls-private-key-file", str(pki / "serving.key"),
-                "--client-ca-file", str(pki / "serving.crt"),
-                "--token-auth-file", str(pki / "tokens.csv"),
-                "--authorization-mode", "RBAC",
-                "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-                "--service-account-key-file", str(pki / "sa.pub"),
-                "--service-account-signing-key-file", str(pki / "sa.key"),
-                "--service-cluster-ip-range", netns.SERVICE_CLUSTER_IP_RANGE,
+                "--advertise-address",
+                netns.NODE_ADDRESS if self.with_node else "127.0.0.1",
+                "--secure-port",
+                str(self.api_port),
+                "--tls-cert-file",
+                str(pki / "serving.crt"),
+                "--tls-private-key-file",
+                str(pki / "serving.key"),
+                "--client-ca-file",
+                str(pki / "serving.crt"),
+                "--token-auth-file",
+                str(pki / "tokens.csv"),
+                "--authorization-mode",
+                "RBAC",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                str(pki / "sa.pub"),
+                "--service-account-signing-key-file",
+                str(pki / "sa.key"),
+                "--service-cluster-ip-range",
+                netns.SERVICE_CLUSTER_IP_RANGE,
                 # No cluster DNS: the apiserver reaches a kubelet (logs, exec) at its node's address.
-                "--kubelet-preferred-address-types", "InternalIP",
+                "--kubelet-preferred-address-types",
+                "InternalIP",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
             ],
             lambda: self._readyz(),
-        )  # fmt: skip
+        )
         write_kubeconfig(
             self.admin_kubeconfig, self.server, self.ca_file, ADMIN_USER, self.admin_token, "default"
         )
@@ -147,32 +182,48 @@ class KubeControlPlane:
             "kube-controller-manager",
             [
                 str(tools["kube-controller-manager"]),
-                "--kubeconfig", str(self.admin_kubeconfig),
-                "--authentication-kubeconfig", str(self.admin_kubeconfig),
-                "--authorization-kubeconfig", str(self.admin_kubeconfig),
-                "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+                "--kubeconfig",
+                str(self.admin_kubeconfig),
+                "--authentication-kubeconfig",
+                str(self.admin_kubeconfig),
+                "--authorization-kubeconfig",
+                str(self.admin_kubeconfig),
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(free_port()),
                 "--leader-elect=false",
-                "--controllers", ",".join(_controllers(self.with_node)),
-                "--service-account-private-key-file", str(pki / "sa.key"),
-                "--root-ca-file", str(pki / "serving.crt"),
+                "--controllers",
+                ",".join(_controllers(self.with_node)),
+                "--service-account-private-key-file",
+                str(pki / "sa.key"),
+                "--root-ca-file",
+                str(pki / "serving.crt"),
                 "--use-service-account-credentials=false",
-                "--concurrent-gc-syncs", "5",
+                "--concurrent-gc-syncs",
+                "5",
             ],
             lambda: self._default_service_account_exists(),
-        )  # fmt: skip
+        )
         if self.with_node:
             self._launch(
                 "kube-scheduler",
                 [
                     str(tools["kube-scheduler"]),
-                    "--kubeconfig", str(self.admin_kubeconfig),
-                    "--authentication-kubeconfig", str(self.admin_kubeconfig),
-                    "--authorization-kubeconfig", str(self.admin_kubeconfig),
-                    "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+                    "--kubeconfig",
+                    str(self.admin_kubeconfig),
+                    "--authentication-kubeconfig",
+                    str(self.admin_kubeconfig),
+                    "--authorization-kubeconfig",
+                    str(self.admin_kubeconfig),
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--secure-port",
+                    str(free_port()),
                     "--leader-elect=false",
                 ],
                 lambda: True,
-            )  # fmt: skip
+            )
 
     def _launch(self, name: str, argv: list[str], is_ready: object) -> None:
         process = ManagedProcess(name, argv, self.directory / "logs" / f"{name}.log")

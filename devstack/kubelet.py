@@ -185,8 +185,9 @@ class LocalKubelet:
 
     def _report_running(self, name: str, port: int, restarts: int) -> None:
         now = datetime.datetime.now(datetime.UTC).isoformat()
-        self.core.patch_namespaced_pod(name, self.namespace, {"metadata": {"annotations": {
-            api.METRICS_PORT_ANNOTATION: str(port)}}})  # fmt: skip
+        self.core.patch_namespaced_pod(
+            name, self.namespace, {"metadata": {"annotations": {api.METRICS_PORT_ANNOTATION: str(port)}}}
+        )
         status = {
             "phase": "Running",
             "podIP": "127.0.0.1",
@@ -199,11 +200,16 @@ class LocalKubelet:
             ],
             "containerStatuses": [
                 {
-                    "name": "worker", "ready": True, "restartCount": restarts, "image": "local",
-                    "imageID": "local", "started": True, "state": {"running": {"startedAt": now}},
+                    "name": "worker",
+                    "ready": True,
+                    "restartCount": restarts,
+                    "image": "local",
+                    "imageID": "local",
+                    "started": True,
+                    "state": {"running": {"startedAt": now}},
                 }
             ],
-        }  # fmt: skip
+        }
         self.core.patch_namespaced_pod_status(name, self.namespace, {"status": status})
 
     def _terminate(self, pod: Any) -> None:
@@ -246,8 +252,12 @@ class LocalKubelet:
             return str((self.core.read_namespaced_config_map(ref.name, self.namespace).data or {})[ref.key])
         if source.field_ref is not None:
             path = source.field_ref.field_path
-            fields = {"metadata.name": pod.metadata.name, "metadata.namespace": self.namespace,
-                      "status.podIP": "127.0.0.1", "spec.nodeName": NODE_NAME}  # fmt: skip
+            fields = {
+                "metadata.name": pod.metadata.name,
+                "metadata.namespace": self.namespace,
+                "status.podIP": "127.0.0.1",
+                "spec.nodeName": NODE_NAME,
+            }
             return str(fields.get(path, ""))
         return None
 

@@ -59,8 +59,24 @@ def create(name: str) -> None:
     _run("ip", "-n", name, "link", "set", NODE_BRIDGE, "up")
     _run("ip", "-n", name, "addr", "add", f"{API_SERVICE_ADDRESS}/32", "dev", "lo")
     _run(*in_ns, "sysctl", "-q", "-w", f"net.ipv4.conf.{NODE_BRIDGE}.route_localnet=1")
-    _run(*in_ns, "iptables", "-t", "nat", "-A", "PREROUTING", "-i", NODE_BRIDGE, "-d", NODE_ADDRESS,
-         "-p", "tcp", "-j", "DNAT", "--to-destination", "127.0.0.1")  # fmt: skip
+    _run(
+        *in_ns,
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-i",
+        NODE_BRIDGE,
+        "-d",
+        NODE_ADDRESS,
+        "-p",
+        "tcp",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "127.0.0.1",
+    )
 
 
 def forward_api_service(api_port: int) -> None:
@@ -69,8 +85,18 @@ def forward_api_service(api_port: int) -> None:
     Called from inside the namespace (after `enter`), once the apiserver's port is known.
     """
     target = f"127.0.0.1:{api_port}"
-    rule = ["-d", API_SERVICE_ADDRESS, "-p", "tcp", "--dport", str(API_SERVICE_PORT),
-            "-j", "DNAT", "--to-destination", target]  # fmt: skip
+    rule = [
+        "-d",
+        API_SERVICE_ADDRESS,
+        "-p",
+        "tcp",
+        "--dport",
+        str(API_SERVICE_PORT),
+        "-j",
+        "DNAT",
+        "--to-destination",
+        target,
+    ]
     # From pods (arriving on the bridge) and from processes of the node itself (the OUTPUT chain).
     _run("iptables", "-t", "nat", "-A", "PREROUTING", "-i", NODE_BRIDGE, *rule)
     _run("iptables", "-t", "nat", "-A", "OUTPUT", *rule)

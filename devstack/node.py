@@ -31,8 +31,14 @@ NODE_NAME = "qc-node"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 # Host settings the kubelet sets at start (pkg/kubelet/cm: setupKernelTunables) and never puts back.
-KUBELET_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-                   "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")  # fmt: skip
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 HOST_CONTAINER_LOGS = Path("/var/log/containers")
 READY_TIMEOUT_SECONDS = 120.0
 DRAIN_TIMEOUT_SECONDS = 30.0
@@ -44,13 +50,25 @@ class NodeUnavailable(RuntimeError):
 
 def missing_requirements() -> list[str]:
     """What this host lacks to run real pods (empty when nothing is missing)."""
-    missing = [f"{tool} (Debian package {package})" for tool, package in
-               (("containerd", "containerd"), ("ctr", "containerd"), ("runc", "runc"),
-                ("iptables", "iptables"), ("ip", "iproute2"), ("buildah", "buildah"),
-                ("mmdebstrap", "mmdebstrap"), ("gcc", "gcc"))
-               if shutil.which(tool) is None]  # fmt: skip
-    missing += [f"{CNI_BIN_DIR / p} (Debian package containernetworking-plugins)"
-                for p in ("bridge", "host-local", "loopback") if not (CNI_BIN_DIR / p).exists()]  # fmt: skip
+    missing = [
+        f"{tool} (Debian package {package})"
+        for tool, package in (
+            ("containerd", "containerd"),
+            ("ctr", "containerd"),
+            ("runc", "runc"),
+            ("iptables", "iptables"),
+            ("ip", "iproute2"),
+            ("buildah", "buildah"),
+            ("mmdebstrap", "mmdebstrap"),
+            ("gcc", "gcc"),
+        )
+        if shutil.which(tool) is None
+    ]
+    missing += [
+        f"{CNI_BIN_DIR / p} (Debian package containernetworking-plugins)"
+        for p in ("bridge", "host-local", "loopback")
+        if not (CNI_BIN_DIR / p).exists()
+    ]
     if not (CGROUP_MOUNT / "memory").is_dir() and not (CGROUP_MOUNT / "cgroup.controllers").exists():
         missing.append("the memory cgroup controller (/sys/fs/cgroup/memory)")
     if os.geteuid() != 0:
@@ -166,9 +184,10 @@ class Node:
         (directory / "config.toml").write_text(containerd_config(directory))
         (directory / "net.d" / "10-qc-pods.conflist").write_text(json.dumps(cni_config(directory / "ipam")))
         process = ManagedProcess(
-            "containerd", ["containerd", "--config", str(directory / "config.toml")],
+            "containerd",
+            ["containerd", "--config", str(directory / "config.toml")],
             self.directory / "logs" / "containerd.log",
-        )  # fmt: skip
+        )
         process.start()
         self.processes.append(process)
         process.wait_ready(lambda: self.ctr("version").returncode == 0, READY_TIMEOUT_SECONDS)
@@ -185,12 +204,25 @@ class Node:
         kubelet = binaries.ensure_built(binaries.KUBELET)["kubelet"]
         process = ManagedProcess(
             "kubelet",
-            [str(kubelet), "--config", str(kubelet_dir / "config.yaml"),
-             "--kubeconfig", str(self.kube.admin_kubeconfig), "--root-dir", str(kubelet_dir / "root"),
-             "--cert-dir", str(kubelet_dir / "pki"), "--hostname-override", NODE_NAME,
-             "--node-ip", netns.NODE_ADDRESS, "--v", "1"],
+            [
+                str(kubelet),
+                "--config",
+                str(kubelet_dir / "config.yaml"),
+                "--kubeconfig",
+                str(self.kube.admin_kubeconfig),
+                "--root-dir",
+                str(kubelet_dir / "root"),
+                "--cert-dir",
+                str(kubelet_dir / "pki"),
+                "--hostname-override",
+                NODE_NAME,
+                "--node-ip",
+                netns.NODE_ADDRESS,
+                "--v",
+                "1",
+            ],
             self.directory / "logs" / "kubelet.log",
-        )  # fmt: skip
+        )
         process.start()
         self.processes.append(process)
         process.wait_ready(self.is_ready, READY_TIMEOUT_SECONDS)
@@ -247,8 +279,11 @@ class Node:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 spec = json.loads(self.ctr("containers", "info", container_id).stdout)["Spec"]
                 # Sandboxes name theirs (/var/run/netns/cni-...); their containers join them by /proc path.
-                paths += [Path(n["path"]) for n in spec["linux"]["namespaces"]
-                          if n["type"] == "network" and "/netns/" in n.get("path", "")]  # fmt: skip
+                paths += [
+                    Path(n["path"])
+                    for n in spec["linux"]["namespaces"]
+                    if n["type"] == "network" and "/netns/" in n.get("path", "")
+                ]
         return paths
 
     def _delete_all_pods(self, pod_netns: list[Path]) -> None:

@@ -64,16 +64,27 @@ def footprint(node: Node, pod_uid: str) -> Footprint:
 
 def worker_consumer(name: str, queue: str, concurrency: int, ledger_port: int) -> dict[str, Any]:
     records = {"name": traffic.RECORDS_URL_ENV, "value": f"http://{netns.NODE_ADDRESS}:{ledger_port}/"}
-    source = {"queue": queue, "connectionSecretRef": {"name": "rabbitmq", "key": "url"},
-              "managementSecretRef": {"name": "rabbitmq", "key": "managementUrl"}}  # fmt: skip
+    source = {
+        "queue": queue,
+        "connectionSecretRef": {"name": "rabbitmq", "key": "url"},
+        "managementSecretRef": {"name": "rabbitmq", "key": "managementUrl"},
+    }
     return {
-        "apiVersion": api.API_VERSION, "kind": api.KIND,
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
         "metadata": {"name": name, "annotations": {api.PAUSED_REPLICAS_ANNOTATION: "1"}},
-        "spec": {"source": {"rabbitmq": source},
-                 "worker": {"image": image.DEMO_WORKER_IMAGE, "imagePullPolicy": "Never",
-                            "task": "devstack.demo_tasks:hog", "concurrency": concurrency, "env": [records]},
-                 "scaling": {"minReplicas": 0, "maxReplicas": 1}},
-    }  # fmt: skip
+        "spec": {
+            "source": {"rabbitmq": source},
+            "worker": {
+                "image": image.DEMO_WORKER_IMAGE,
+                "imagePullPolicy": "Never",
+                "task": "devstack.demo_tasks:hog",
+                "concurrency": concurrency,
+                "env": [records],
+            },
+            "scaling": {"minReplicas": 0, "maxReplicas": 1},
+        },
+    }
 
 
 def wait_for(condition: Any, timeout_seconds: float) -> Any:
@@ -114,8 +125,12 @@ def measure(node: Node, rabbitmq: RabbitMQ, concurrencies: list[int], workdir: P
             time.sleep(5)
             idle = footprint(node, pod.metadata.uid)
             for i in range(concurrency):  # one 20 s task per slot: every process busy at once
-                message = {"properties": {}, "routing_key": queue, "payload_encoding": "string",
-                           "payload": json.dumps({"id": f"{queue}-{i}", "work_seconds": 20})}  # fmt: skip
+                message = {
+                    "properties": {},
+                    "routing_key": queue,
+                    "payload_encoding": "string",
+                    "payload": json.dumps({"id": f"{queue}-{i}", "work_seconds": 20}),
+                }
                 rabbitmq.api("POST", "/api/exchanges/%2F/amq.default/publish", message)
             time.sleep(10)
             busy = footprint(node, pod.metadata.uid)

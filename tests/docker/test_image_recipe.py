@@ -48,10 +48,15 @@ def test_dockerfile_runs_as_non_root_and_pins_its_base() -> None:
 def run_pod(core: Any, name: str, command: list[str]) -> tuple[str, str]:
     """Run `command` in a pod of the project's image; return its final phase and its log."""
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
-                 "containers": [{"name": "main", "image": image.PROJECT_IMAGE, "command": command}]},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "main", "image": image.PROJECT_IMAGE, "command": command}],
+        },
+    }
     core.create_namespaced_pod("default", pod)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -24,16 +24,29 @@ from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 DASHBOARDS = Path(__file__).resolve().parents[2] / "charts/queue-consumer-operator/files/dashboards"
-CONFIG = RunConfig(messages_per_consumer=600, work_seconds=0.2, concurrency=4, max_replicas=4, chaos_kills=2,
-                   long_tasks=6, long_task_seconds=15, scale_down_window_seconds=3, cooldown_seconds=8,
-                   timeout_seconds=300)  # fmt: skip
+CONFIG = RunConfig(
+    messages_per_consumer=600,
+    work_seconds=0.2,
+    concurrency=4,
+    max_replicas=4,
+    chaos_kills=2,
+    long_tasks=6,
+    long_task_seconds=15,
+    scale_down_window_seconds=3,
+    cooldown_seconds=8,
+    timeout_seconds=300,
+)
 
 
 @pytest.fixture(scope="module")
 def run(
-    node: Node, rabbitmq: RabbitMQ, pubsub_emulator: PubSubEmulator, prometheus: Prometheus,
-    helm_binary: Path, tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[RunResult, EndToEnd]]:  # fmt: skip
+    node: Node,
+    rabbitmq: RabbitMQ,
+    pubsub_emulator: PubSubEmulator,
+    prometheus: Prometheus,
+    helm_binary: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunResult, EndToEnd]]:
     workdir = tmp_path_factory.mktemp("e2e-pods")
     end_to_end = EndToEnd(node, rabbitmq, pubsub_emulator, prometheus, helm_binary, workdir, CONFIG)
     end_to_end.start()
@@ -41,8 +54,10 @@ def run(
         result = end_to_end.run()
         for name, consumer in result.consumers.items():
             print(f"{name}: {consumer}")
-            changes = [(round(s.seconds), s.replicas, s.running_workers, s.processed)
-                       for s in result.timeline.of(name)]  # fmt: skip
+            changes = [
+                (round(s.seconds), s.replicas, s.running_workers, s.processed)
+                for s in result.timeline.of(name)
+            ]
             print(f"{name} (s, replicas, running, processed): {changes}")
         print(f"kills: {result.kills}; finished in {result.seconds:.0f} s")
         yield result, end_to_end

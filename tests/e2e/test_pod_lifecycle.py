@@ -42,16 +42,27 @@ class Lifecycle:
             "value": f"http://{netns.NODE_ADDRESS}:{self.ledger.port}/",
         }
         body = {
-            "apiVersion": api.API_VERSION, "kind": api.KIND,
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
             "metadata": {"name": name, "annotations": {api.PAUSED_REPLICAS_ANNOTATION: str(replicas)}},
             "spec": {
-                "source": {"rabbitmq": {"queue": queue, "connectionSecretRef": SECRET_URL,
-                                        "managementSecretRef": SECRET_MANAGEMENT_URL}},
-                "worker": {"image": image.DEMO_WORKER_IMAGE, "imagePullPolicy": "Never", "task": task,
-                           "env": [records], **worker},
+                "source": {
+                    "rabbitmq": {
+                        "queue": queue,
+                        "connectionSecretRef": SECRET_URL,
+                        "managementSecretRef": SECRET_MANAGEMENT_URL,
+                    }
+                },
+                "worker": {
+                    "image": image.DEMO_WORKER_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "task": task,
+                    "env": [records],
+                    **worker,
+                },
                 "scaling": {"minReplicas": 0, "maxReplicas": 5, "pollingIntervalSeconds": 1},
             },
-        }  # fmt: skip
+        }
         self.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
 
     def hold(self, name: str, replicas: int) -> None:
@@ -64,8 +75,12 @@ class Lifecycle:
 
     def publish(self, queue: str, bodies: list[dict[str, Any]]) -> None:
         for body in bodies:
-            message = {"properties": {"delivery_mode": 2}, "routing_key": queue,
-                       "payload": json.dumps(body), "payload_encoding": "string"}  # fmt: skip
+            message = {
+                "properties": {"delivery_mode": 2},
+                "routing_key": queue,
+                "payload": json.dumps(body),
+                "payload_encoding": "string",
+            }
             self.rabbitmq.api("POST", "/api/exchanges/%2F/amq.default/publish", message)
 
 
@@ -119,8 +134,15 @@ def lifecycle(
 
 def test_scale_in_takes_idle_pods_first_and_a_busy_pod_drains_out_of_ready(lifecycle: Lifecycle) -> None:
     name, queue = "idle-first", f"idle-first-{uuid.uuid4().hex[:6]}"
-    lifecycle.consumer(name, queue, "devstack.demo_tasks:process", 3, concurrency=1,
-                       taskTimeLimitSeconds=60, drainGraceSeconds=45)  # fmt: skip
+    lifecycle.consumer(
+        name,
+        queue,
+        "devstack.demo_tasks:process",
+        3,
+        concurrency=1,
+        taskTimeLimitSeconds=60,
+        drainGraceSeconds=45,
+    )
     wait_until(lambda: sum(is_ready(p) for p in lifecycle.pods(name)) == 3, 180, "3 ready worker pods")
     ids = [f"{queue}-{i}" for i in range(2)]
     lifecycle.publish(queue, [{"id": i, "work_seconds": 25} for i in ids])
@@ -140,20 +162,29 @@ def test_scale_in_takes_idle_pods_first_and_a_busy_pod_drains_out_of_ready(lifec
     # 2 -> 1: a busy pod must go. The kubelet's SIGTERM starts the drain: the worker stops pulling and
     # answers /readyz with 503, so the pod leaves Ready while its task runs on to the end.
     lifecycle.hold(name, 1)
-    leaving = wait_until(lambda: [p for p in lifecycle.pods(name) if p.metadata.deletion_timestamp], 60,
-                         "a busy pod to be deleted")[0]  # fmt: skip
+    leaving = wait_until(
+        lambda: [p for p in lifecycle.pods(name) if p.metadata.deletion_timestamp],
+        60,
+        "a busy pod to be deleted",
+    )[0]
     assert leaving.metadata.name in busy
     wait_until(lambda: readyz_status(leaving) == 503, 20, "the draining worker's /readyz to answer 503")
     pod_name = leaving.metadata.name
-    wait_until(lambda: not any(is_ready(p) for p in lifecycle.pods(name) if p.metadata.name == pod_name),
-               30, "the draining pod to leave Ready")  # fmt: skip
+    wait_until(
+        lambda: not any(is_ready(p) for p in lifecycle.pods(name) if p.metadata.name == pod_name),
+        30,
+        "the draining pod to leave Ready",
+    )
 
     # Both tasks finish, each once: no task was cut off, nothing went back to the queue.
     wait_until(lambda: lifecycle.ledger.ledger(set(ids)).processed == 2, 90, "both long tasks to finish")
     wait_until(lambda: pod_name not in {p.metadata.name for p in lifecycle.pods(name)}, 60, "the pod to exit")
     assert lifecycle.ledger.ledger(set(ids)).duplicates == 0
-    counts = wait_until(lambda: (c := lifecycle.rabbitmq.queue_counts(queue)) and c["messages"] == 0 and c,
-                        30, "the queue to be empty")  # fmt: skip
+    counts = wait_until(
+        lambda: (c := lifecycle.rabbitmq.queue_counts(queue)) and c["messages"] == 0 and c,
+        30,
+        "the queue to be empty",
+    )
     assert counts["messages_unacknowledged"] == 0
 
 
@@ -173,8 +204,15 @@ def test_task_past_the_memory_limit_is_oom_killed_then_dead_lettered_as_crashed(
     lifecycle: Lifecycle, node: Node
 ) -> None:
     name, queue = "hog", f"hog-{uuid.uuid4().hex[:6]}"
-    lifecycle.consumer(name, queue, "devstack.demo_tasks:hog", 2, concurrency=2, maxDeliveryAttempts=3,
-                       resources=MEMORY_LIMIT)  # fmt: skip
+    lifecycle.consumer(
+        name,
+        queue,
+        "devstack.demo_tasks:hog",
+        2,
+        concurrency=2,
+        maxDeliveryAttempts=3,
+        resources=MEMORY_LIMIT,
+    )
     wait_until(lambda: sum(is_ready(p) for p in lifecycle.pods(name)) == 2, 180, "2 ready worker pods")
     hog_id, normal_ids = f"{queue}-hog", [f"{queue}-{i}" for i in range(10)]
     lifecycle.publish(queue, [{"id": hog_id, "allocate_mib": 512}])

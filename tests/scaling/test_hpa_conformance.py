@@ -47,10 +47,12 @@ def test_a_whole_decision_matches_the_controller(case: cases.ControllerCase) -> 
 @pytest.mark.parametrize("case", cases.STABILIZATION_CASES, ids=lambda c: c.name)
 def test_stabilization_matches_the_controller(case: cases.StabilizationCase) -> None:
     policy = scaling.hpa_compatible(
-        0, 1_000, 1,
+        0,
+        1_000,
+        1,
         scale_up=scaling.ScalingRules(case.up_window_seconds, scaling.HPA_SCALE_UP.policies),
         scale_down=scaling.ScalingRules(case.down_window_seconds, scaling.HPA_SCALE_DOWN.policies),
-    )  # fmt: skip
+    )
     history = tuple((NOW_SECONDS - age, r) for age, r in case.history)
     assert scaling.stabilize(case.desired, history, case.current, policy, NOW_SECONDS) == case.expected
 
@@ -58,10 +60,17 @@ def test_stabilization_matches_the_controller(case: cases.StabilizationCase) -> 
 @pytest.mark.parametrize("case", cases.RATE_CASES, ids=lambda c: f"{c.go_test}: {c.name}")
 def test_rate_limits_and_bounds_match_the_controller(case: cases.RateCase) -> None:
     policy = scaling.ScalingPolicy(
-        min_replicas=case.min_replicas, max_replicas=case.max_replicas, messages_per_replica=1,
-        target_drain_seconds=None, activation_backlog=0, cooldown_seconds=math.inf,
-        tolerance=cases.TOLERANCE, scale_up=case.scale_up, scale_down=case.scale_down, fallback_replicas=None,
-    )  # fmt: skip
+        min_replicas=case.min_replicas,
+        max_replicas=case.max_replicas,
+        messages_per_replica=1,
+        target_drain_seconds=None,
+        activation_backlog=0,
+        cooldown_seconds=math.inf,
+        tolerance=cases.TOLERANCE,
+        scale_up=case.scale_up,
+        scale_down=case.scale_down,
+        fallback_replicas=None,
+    )
     changes = tuple((NOW_SECONDS - age, change) for age, change in case.events)
     limited = scaling.rate_limit(case.desired, case.current, changes, policy, NOW_SECONDS)
     assert max(case.min_replicas, min(case.max_replicas, limited)) == case.expected

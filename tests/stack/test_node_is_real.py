@@ -76,21 +76,35 @@ def core(node: Node) -> Iterator[Any]:
 
 def worker_pod(name: str, port: int) -> dict[str, Any]:
     raw = {
-        "source": {"rabbitmq": {"queue": "q", "connectionSecretRef": {"name": "s", "key": "url"},
-                                "managementSecretRef": {"name": "s", "key": "management"}}},
-        "worker": {"image": image.PROJECT_IMAGE, "task": "x:y",
-                   "resources": {"limits": {"memory": f"{MEMORY_LIMIT_BYTES}"}}},
-    }  # fmt: skip
+        "source": {
+            "rabbitmq": {
+                "queue": "q",
+                "connectionSecretRef": {"name": "s", "key": "url"},
+                "managementSecretRef": {"name": "s", "key": "management"},
+            }
+        },
+        "worker": {
+            "image": image.PROJECT_IMAGE,
+            "task": "x:y",
+            "resources": {"limits": {"memory": f"{MEMORY_LIMIT_BYTES}"}},
+        },
+    }
     owner = {"apiVersion": "qc/v1", "kind": "QueueConsumer", "metadata": {"name": name, "uid": "u"}}
     template = builders.pod_template(owner, spec.parse(raw))
     container = template["spec"]["containers"][0]
-    container.update(command=["python", "-c", PROBE], env=[
-        {"name": "SERVICE_URL", "value": f"http://{netns.NODE_ADDRESS}:{port}/"}])  # fmt: skip
+    container.update(
+        command=["python", "-c", PROBE],
+        env=[{"name": "SERVICE_URL", "value": f"http://{netns.NODE_ADDRESS}:{port}/"}],
+    )
     for probe in ("readinessProbe", "livenessProbe"):
         container.pop(probe)
     template["spec"].update(restartPolicy="Never", serviceAccountName="default")
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **template["metadata"]},
-            "spec": template["spec"]}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, **template["metadata"]},
+        "spec": template["spec"],
+    }
 
 
 def wait_for_report(core: Any, name: str, timeout_seconds: float) -> tuple[Any, dict[str, Any]]:
@@ -145,6 +159,11 @@ def test_worker_pod_runs_the_image_non_root_read_only_with_its_memory_limit(
 def test_kubelet_host_changes_are_recorded_for_teardown(node: Node) -> None:
     # The kubelet forces overcommit on; stop() writes back what was there before it started.
     assert Path("/proc/sys/vm/overcommit_memory").read_text().strip() == "1"
-    assert set(node.saved_sysctls) == {"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic",
-                                       "kernel/panic_on_oops", "kernel/keys/root_maxkeys",
-                                       "kernel/keys/root_maxbytes"}  # fmt: skip
+    assert set(node.saved_sysctls) == {
+        "vm/overcommit_memory",
+        "vm/panic_on_oom",
+        "kernel/panic",
+        "kernel/panic_on_oops",
+        "kernel/keys/root_maxkeys",
+        "kernel/keys/root_maxbytes",
+    }
