@@ -16,7 +16,7 @@ import pytest
 
 from devstack import binaries
 from devstack.kube import KubeControlPlane
-from devstack.process import log_tail
+from devstack.process import log_tail, running
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
 STACK_FIXTURES = frozenset({"stack_dir", "kube", "rabbitmq", "pubsub_emulator", "prometheus", "helm_binary"})
@@ -43,47 +43,23 @@ def stack_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def kube(stack_dir: Path) -> Iterator[KubeControlPlane]:
     """A real etcd + kube-apiserver + kube-controller-manager; `kube.admin_kubeconfig` is cluster-admin."""
-    plane = KubeControlPlane(stack_dir / "kube")
-    _started.append(plane)
-    try:
-        plane.start()
-        yield plane
-    finally:
-        plane.stop()
+    yield from running(KubeControlPlane(stack_dir / "kube"), _started)
 
 
 @pytest.fixture(scope="session")
 def rabbitmq(stack_dir: Path) -> Iterator[RabbitMQ]:
-    broker = RabbitMQ(stack_dir / "rabbitmq")
-    _started.append(broker)
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.stop()
+    yield from running(RabbitMQ(stack_dir / "rabbitmq"), _started)
 
 
 @pytest.fixture(scope="session")
 def pubsub_emulator(stack_dir: Path) -> Iterator[PubSubEmulator]:
     """The Pub/Sub emulator; point clients at it with PUBSUB_EMULATOR_HOST=pubsub_emulator.host."""
-    emulator = PubSubEmulator(stack_dir / "pubsub")
-    _started.append(emulator)
-    try:
-        emulator.start()
-        yield emulator
-    finally:
-        emulator.stop()
+    yield from running(PubSubEmulator(stack_dir / "pubsub"), _started)
 
 
 @pytest.fixture(scope="session")
 def prometheus(stack_dir: Path) -> Iterator[Prometheus]:
-    server = Prometheus(stack_dir / "prometheus")
-    _started.append(server)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from running(Prometheus(stack_dir / "prometheus"), _started)
 
 
 @pytest.fixture(scope="session")

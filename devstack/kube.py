@@ -182,17 +182,7 @@ class KubeControlPlane:
             "kube-controller-manager",
             [
                 str(tools["kube-controller-manager"]),
-                "--kubeconfig",
-                str(self.admin_kubeconfig),
-                "--authentication-kubeconfig",
-                str(self.admin_kubeconfig),
-                "--authorization-kubeconfig",
-                str(self.admin_kubeconfig),
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(free_port()),
-                "--leader-elect=false",
+                *self._component_flags(),
                 "--controllers",
                 ",".join(_controllers(self.with_node)),
                 "--service-account-private-key-file",
@@ -210,20 +200,22 @@ class KubeControlPlane:
                 "kube-scheduler",
                 [
                     str(tools["kube-scheduler"]),
-                    "--kubeconfig",
-                    str(self.admin_kubeconfig),
-                    "--authentication-kubeconfig",
-                    str(self.admin_kubeconfig),
-                    "--authorization-kubeconfig",
-                    str(self.admin_kubeconfig),
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--secure-port",
-                    str(free_port()),
-                    "--leader-elect=false",
+                    *self._component_flags(),
                 ],
                 lambda: True,
             )
+
+    def _component_flags(self) -> list[str]:
+        """What kube-controller-manager and kube-scheduler share: the admin identity, loopback, one copy."""
+        kubeconfig = str(self.admin_kubeconfig)
+        return [
+            "--kubeconfig", kubeconfig,
+            "--authentication-kubeconfig", kubeconfig,
+            "--authorization-kubeconfig", kubeconfig,
+            "--bind-address", "127.0.0.1",
+            "--secure-port", str(free_port()),
+            "--leader-elect=false",
+        ]  # fmt: skip
 
     def _launch(self, name: str, argv: list[str], is_ready: object) -> None:
         process = ManagedProcess(name, argv, self.directory / "logs" / f"{name}.log")

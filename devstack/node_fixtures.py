@@ -17,7 +17,7 @@ import pytest
 from devstack import netns
 from devstack.kube import KubeControlPlane
 from devstack.node import Node, NodeUnavailable
-from devstack.process import log_tail
+from devstack.process import log_tail, running
 
 NETNS_PREFIX = "qc-test-"
 _state: dict[str, str] = {}
@@ -48,25 +48,13 @@ def node_kube(stack_dir: Path) -> Iterator[KubeControlPlane]:
     """A control plane of its own for the real node (with kube-scheduler), apart from the stand-in's."""
     if "error" in _state:
         raise NodeUnavailable(f"no network namespace for the node: {_state['error']}")
-    plane = KubeControlPlane(stack_dir / "node-kube", with_node=True)
-    _node_services.append(plane)
-    try:
-        plane.start()
-        yield plane
-    finally:
-        plane.stop()
+    yield from running(KubeControlPlane(stack_dir / "node-kube", with_node=True), _node_services)
 
 
 @pytest.fixture(scope="session")
 def node(node_kube: KubeControlPlane, stack_dir: Path) -> Iterator[Node]:
     """containerd + a kubelet, Ready, with the project's image imported (devstack/node.py)."""
-    real_node = Node(stack_dir / "node", node_kube)
-    _node_services.append(real_node)
-    try:
-        real_node.start()
-        yield real_node
-    finally:
-        real_node.stop()
+    yield from running(Node(stack_dir / "node", node_kube), _node_services)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -7,8 +7,9 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from devstack.polling import WaitTimeout, wait_until
 
@@ -141,3 +142,22 @@ def _group_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Service)
+
+
+def running(service: S, started: list[Any]) -> Iterator[S]:
+    """For a session fixture: `service` started (and listed for the failure report), stopped at the end."""
+    started.append(service)
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()
