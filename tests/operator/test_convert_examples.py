@@ -295,3 +295,45 @@ def test_every_converted_queueconsumer_is_accepted_and_kept_by_the_real_apiserve
             assert stored["spec"] == schema.with_defaults(resource["spec"]), name
             assert stored["metadata"].get("annotations", {}) == resource["metadata"].get("annotations", {})
             spec.parse(stored["spec"])
+
+
+def test_a_deployment_as_the_apiserver_returns_it_in_a_kubectl_list_converts_without_its_defaults(
+    admin: client.ApiClient,
+) -> None:
+    """What `kubectl get scaledobject/... triggerauthentication/... deployment/... -o yaml` prints: one List,
+    the Deployment with everything the apiserver filled in (dnsPolicy, restartPolicy, schedulerName...)."""
+    namespace = new_namespace(admin, "convert-list")
+    deployment = next(
+        d
+        for d in yaml.safe_load_all(DEPLOYMENTS.read_text())
+        if d["metadata"]["name"] == "rabbitmq-deployment"
+    )
+    deployment["metadata"]["namespace"] = namespace
+    apps = client.AppsV1Api(admin)
+    apps.create_namespaced_deployment(namespace, deployment)
+    served = admin.sanitize_for_serialization(
+        apps.read_namespaced_deployment("rabbitmq-deployment", namespace)
+    )
+    assert (
+        served["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+    )  # the apiserver's defaults are in
+    keda = [d for d in yaml.safe_load_all(example("rabbitmq-queue--04")) if d["kind"] != "Secret"]
+    for document in keda:
+        document["metadata"]["namespace"] = namespace
+    keda[-1]["metadata"]["labels"] = {"scaledobject.keda.sh/name": "rabbitmq-scaledobject", "team": "orders"}
+    listed = {"apiVersion": "v1", "kind": "List", "items": [*keda, served]}
+    out, err = io.StringIO(), io.StringIO()
+    args = build_parser().parse_args(["convert", "-", *TASK, *CONNECTION])
+    assert cli.run(args, io.StringIO(yaml.safe_dump(listed)), out, err) == 0, err.getvalue()
+    (resource,) = [d for d in yaml.safe_load_all(out.getvalue()) if d]
+    assert resource["metadata"]["labels"] == {"team": "orders"}
+    assert resource["spec"]["worker"]["podTemplate"] == {
+        "spec": {"nodeSelector": {"kubernetes.io/os": "linux"}}
+    }
+    assert "terminationGracePeriodSeconds" not in out.getvalue()
+    objects = client.CustomObjectsApi(admin)
+    objects.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, resource)
+    stored: dict[str, Any] = objects.get_namespaced_custom_object(  # type: ignore[assignment]
+        api.GROUP, api.VERSION, namespace, api.PLURAL, "rabbitmq-deployment"
+    )
+    assert stored["spec"] == schema.with_defaults(resource["spec"])

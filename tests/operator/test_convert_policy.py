@@ -159,3 +159,10 @@ def test_pause_annotations_become_ours_and_scale_in_pause_disables_scale_down() 
     parsed = spec.parse_policy(scaling_raw)
     assert parsed.scale_down.select_policy == "Disabled"
     assert parsed.scale_up.select_policy == "Max"
+
+
+def test_keep_keda_behaviour_cannot_pause_one_direction_and_says_so() -> None:
+    scaling_raw, notes = section({}, keep=True, annotations={policy.KEDA_PAUSED_SCALE_OUT: "true"})
+    assert "behavior" not in scaling_raw
+    assert any("preset hpa has no selectPolicy to disable" in note for note in notes)
+    assert not any("default behavior;" in note for note in notes)

@@ -20,7 +20,8 @@ DEPLOYMENT: dict[str, Any] = {
             "metadata": {"labels": {"app": "orders", "tier": "batch"}, "annotations": {"a": "b"}},
             "spec": {
                 "serviceAccountName": "orders",
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": 120,
+                "dnsPolicy": "ClusterFirst",
                 "nodeSelector": {"pool": "workers"},
                 "volumes": [{"name": "cache", "emptyDir": {}}],
                 "containers": [

@@ -221,8 +221,10 @@ def convert_one(scaled_object: Mapping[str, Any], inputs: Inputs, options: Optio
     resource_metadata: dict[str, Any] = {"name": _name(options, deployment)}
     if namespace:
         resource_metadata["namespace"] = namespace
-    if metadata.get("labels"):
-        resource_metadata["labels"] = dict(metadata["labels"])
+    # KEDA labels its own objects (scaledobject.keda.sh/name): those are not the user's.
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if "keda.sh/" not in str(k)}
+    if labels:
+        resource_metadata["labels"] = labels
     if ours:
         resource_metadata["annotations"] = ours
     resource = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": resource_metadata, "spec": body}

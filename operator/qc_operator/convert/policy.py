@@ -159,23 +159,13 @@ def scaling_section(
     behavior = hpa_behavior(hpa_config.get("behavior") or {})
     paused_in = str(annotations.get(KEDA_PAUSED_SCALE_IN, "")).lower() == "true"
     paused_out = str(annotations.get(KEDA_PAUSED_SCALE_OUT, "")).lower() == "true"
-    for direction, paused in (("scaleDown", paused_in), ("scaleUp", paused_out)):
-        if paused:  # what KEDA does with these annotations: the HPA's selectPolicy Disabled
-            behavior[direction] = {
-                **behavior.get(direction, _rules(_DIRECTIONS[direction])),
-                "selectPolicy": "Disabled",
-            }
-    if paused_in:
+    if keep_keda_behaviour and (paused_in or paused_out):
         notes.append(
-            f"{KEDA_PAUSED_SCALE_IN}: behavior.scaleDown.selectPolicy Disabled, as KEDA sets the HPA's; KEDA "
-            "also blocked the scale to zero, which the cooldown still does here: remove the selectPolicy "
-            "when you remove the annotation"
+            "autoscaling.keda.sh/paused-scale-in or -out: preset hpa has no selectPolicy to disable; convert "
+            "without --keep-keda-behaviour to carry it over, or pause with queueconsumer.io/paused"
         )
-    if paused_out:
-        notes.append(
-            f"{KEDA_PAUSED_SCALE_OUT}: behavior.scaleUp.selectPolicy Disabled, as KEDA sets the HPA's (it "
-            "also holds the count at zero); remove it when you remove the annotation"
-        )
+    elif paused_in or paused_out:
+        _pause_directions(behavior, paused_in, paused_out, notes)
     polling = spec.get("pollingInterval")
     cooldown = spec.get("cooldownPeriod")
     if keep_keda_behaviour:
@@ -191,6 +181,25 @@ def scaling_section(
     if hpa_config.get("name"):
         notes.append(f"horizontalPodAutoscalerConfig.name {hpa_config['name']!r}: no HPA is made")
     return section, notes
+
+
+def _pause_directions(behavior: dict[str, Any], paused_in: bool, paused_out: bool, notes: list[str]) -> None:
+    """KEDA's paused-scale-in / paused-scale-out, done as KEDA does: the HPA's selectPolicy Disabled."""
+    for direction, paused in (("scaleDown", paused_in), ("scaleUp", paused_out)):
+        if paused:
+            rules = behavior.get(direction, _rules(_DIRECTIONS[direction]))
+            behavior[direction] = {**rules, "selectPolicy": "Disabled"}
+    if paused_in:
+        notes.append(
+            f"{KEDA_PAUSED_SCALE_IN}: behavior.scaleDown.selectPolicy Disabled, as KEDA sets the HPA's; KEDA "
+            "also blocked the scale to zero, which the cooldown still makes here: remove the selectPolicy "
+            "when you remove the annotation"
+        )
+    if paused_out:
+        notes.append(
+            f"{KEDA_PAUSED_SCALE_OUT}: behavior.scaleUp.selectPolicy Disabled, as KEDA sets the HPA's (it "
+            "also holds the count at zero); remove it when you remove the annotation"
+        )
 
 
 def _keep(

@@ -21,6 +21,14 @@ _POD_FIELDS_NOT_CARRIED = {
     "terminationGracePeriodSeconds": "the operator derives it from worker.drainGraceSeconds",
     "serviceAccount": "deprecated; serviceAccountName carries over",
 }
+# What the apiserver fills into every pod spec (kubectl get -o yaml shows them): not the user's choice.
+_POD_DEFAULTS: dict[str, Any] = {
+    "dnsPolicy": "ClusterFirst",
+    "restartPolicy": "Always",
+    "schedulerName": "default-scheduler",
+    "securityContext": {},
+    "terminationGracePeriodSeconds": 30,
+}
 _CONTAINER_FIELDS_NOTED = (
     "command",
     "args",
@@ -86,7 +94,7 @@ def worker_section(
                 "operator's)"
             )
     template = (deployment.get("spec") or {}).get("template") or {}
-    pod_spec = dict(template.get("spec") or {})
+    pod_spec = {k: v for k, v in (template.get("spec") or {}).items() if _POD_DEFAULTS.get(k, ...) != v}
     others = [c.get("name") for c in pod_spec.get("containers") or [] if c is not chosen]
     if others:
         notes.append(f"other containers {others}: not carried over (podTemplate may not add containers)")
