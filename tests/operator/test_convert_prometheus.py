@@ -65,3 +65,9 @@ def test_what_the_operator_does_not_send_gets_notes() -> None:
     notes = "\n".join(plan.notes)
     for name in ("namespace", "customHeaders", "unsafeSsl"):
         assert f"prometheus trigger {name}=" in notes
+
+
+def test_a_metadata_key_convert_does_not_know_gets_a_note() -> None:
+    plan = convert({**QUERY, "cortexOrgID": "tenant-1", "queryFromEnv": "Q"})
+    assert "prometheus trigger cortexOrgID='tenant-1': not carried over" in plan.notes
+    assert not any("queryFromEnv" in note for note in plan.notes)

@@ -119,6 +119,14 @@ class TriggerParams:
                 )
         return found
 
+    def unknown_metadata_notes(self, trigger_type: str, known: set[str]) -> list[str]:
+        """A note for each metadata key the conversion does not read (`<known>FromEnv` counts as known)."""
+        return [
+            f"{trigger_type} trigger {name}={self.metadata[name]!r}: not carried over"
+            for name in sorted(self.metadata)
+            if name not in known and name.removesuffix("FromEnv") not in known
+        ]
+
     def unused_auth_notes(self, used: set[str]) -> list[str]:
         """A note for each parameter the auth gives that the QueueConsumer does not take."""
         return [

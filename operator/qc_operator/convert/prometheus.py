@@ -16,6 +16,15 @@ from qc_operator.convert.model import NotConvertible, Options, TriggerPlan, numb
 from qc_operator.convert.params import TriggerParams
 
 TYPE = "prometheus"
+_KNOWN_METADATA = {
+    "serverAddress",
+    "query",
+    "threshold",
+    "activationThreshold",
+    "authModes",
+    "ignoreNullValues",
+    "bearerToken",
+}
 _IGNORED_METADATA = {
     "namespace": "send it in the query's labels, or use the tenant's URL",
     "customHeaders": "the operator sends no custom headers",
@@ -79,5 +88,6 @@ def convert(trigger: Mapping[str, Any], params: TriggerParams, options: Options)
     for name, why in _IGNORED_METADATA.items():
         if metadata.get(name) not in (None, ""):
             notes.append(f"prometheus trigger {name}={metadata[name]!r}: not carried over ({why})")
+    notes.extend(params.unknown_metadata_notes(TYPE, _KNOWN_METADATA | set(_IGNORED_METADATA)))
     notes.extend(params.unused_auth_notes(used))
     return TriggerPlan(TYPE, None, {"prometheus": prometheus}, target, activation, tuple(notes))

@@ -21,6 +21,16 @@ TYPE = "gcp-pubsub"
 DEFAULT_VALUE = 10.0  # KEDA's default target (messages per replica)
 _MODES = ("SubscriptionSize", "NumUndeliveredMessages")
 _FULL_NAME = re.compile(r"^projects/(?P<project>[^/]+)/subscriptions/(?P<subscription>[^/]+)$")
+_KNOWN_METADATA = {
+    "subscriptionName",
+    "topicName",
+    "mode",
+    "value",
+    "activationValue",
+    "subscriptionSize",
+    "credentials",
+    "GoogleApplicationCredentials",
+}
 _IGNORED_METADATA = {
     "valueIfNull": "no reading is a failed read here (fallbackReplicas applies), never a value",
     "timeHorizon": "the operator reads the latest point of the last few minutes",
@@ -95,5 +105,6 @@ def convert(trigger: Mapping[str, Any], params: TriggerParams, options: Options)
         "Cloud Monitoring's Pub/Sub metrics lag 1-3 minutes, for KEDA and for the operator; the operator "
         "corrects the reading when the workers find the subscription empty"
     )
+    notes.extend(params.unknown_metadata_notes(TYPE, _KNOWN_METADATA | set(_IGNORED_METADATA)))
     notes.extend(params.unused_auth_notes({"GoogleApplicationCredentials", "credentials"}))
     return TriggerPlan(TYPE, {"pubsub": pubsub}, None, target, activation, tuple(notes))

@@ -19,6 +19,7 @@ TYPE = "rabbitmq"
 DEFAULT_QUEUE_LENGTH = 20.0  # KEDA's default target when neither mode/value nor queueLength is set
 # Parameters we read; anything else the trigger's authentication gives gets a note.
 _USED = {"host", "vhostName", "vHostName", "username", "password", "tls", "ca", "cert", "key"}
+_KNOWN_METADATA = {"protocol", "mode", "value", "activationValue", "queueName", "queueLength", "useRegex"}
 _IGNORED_METADATA = {
     "unsafeSsl": "TLS certificate checks are always on",
     "timeout": "the operator's HTTP timeout is its own",
@@ -89,6 +90,7 @@ def convert(trigger: Mapping[str, Any], params: TriggerParams, options: Options)
     for name, why in _IGNORED_METADATA.items():
         if metadata.get(name) not in (None, ""):
             notes.append(f"rabbitmq trigger {name}={metadata[name]!r}: not carried over ({why})")
+    notes.extend(params.unknown_metadata_notes(TYPE, _KNOWN_METADATA | _USED | set(_IGNORED_METADATA)))
     notes.extend(params.unused_auth_notes(_USED))
     return TriggerPlan(TYPE, {"rabbitmq": rabbitmq}, None, target, activation, tuple(notes))
 
