@@ -271,6 +271,9 @@ def test_the_subcommand_runs_as_python_m_qc_operator_and_the_run_command_still_p
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(done.stdout)["metadata"]["name"] == "rabbitmq-deployment"
     assert main(["convert", str(tmp_path / "absent.yaml"), *TASK]) == 1
+    code, out, err = convert(example("rabbitmq-queue--04"), *TASK, "--rabbitmq-connection-secret", "no-key")
+    assert (code, out) == (1, "")
+    assert "--rabbitmq-connection-secret takes NAME/KEY" in err
     run = build_parser().parse_args(["run", "--namespace", "a", "--verbose"])
     assert (run.command, run.namespace, run.verbose) == ("run", ["a"], True)
 

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep-keda-behaviour",
         action="store_true",
-        help="scale exactly as KEDA + the HPA would (scaling.preset hpa), not with our defaults",
+        help="scale as KEDA + the HPA do with their defaults (scaling.preset hpa), not with ours",
     )
     parser.add_argument(
         "--rabbitmq-connection-secret", metavar="NAME/KEY", help="Secret key with the workers' amqp:// URL"
