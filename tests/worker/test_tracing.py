@@ -37,6 +37,7 @@ from qc_worker.tasks import load_task
 from tests.worker.rabbitmq_helpers import declare, publish_messages, take_all
 
 EXPORTER = InMemorySpanExporter()
+ATTACHED: list[TracerProvider] = []  # providers EXPORTER is attached to (a process has one at most)
 PUBLISHER = "publisher"
 
 
@@ -45,8 +46,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):  # the first test here: set the process's provider once
         provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
         trace.set_tracer_provider(provider)
+    if provider not in ATTACHED:
+        provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
+        ATTACHED.append(provider)
     EXPORTER.clear()
     yield EXPORTER
     EXPORTER.clear()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,9 @@ INSTRUMENTATION_NAME = "qc_worker"
 _CARRIED: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "qc_worker_carried", default=MappingProxyType({})
 )
+
+
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()  # reusable: no allocation per message
 
 
 class TracingUnavailable(RuntimeError):
@@ -70,14 +74,14 @@ class Tracing:
 
     def running(self, deliveries: list[Delivery]) -> contextlib.AbstractContextManager[None]:
         """Around the task: an `async def` task for one message runs with its attempt span current."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
     def failed(self, deliveries: list[Delivery], reason: str, detail: str) -> None:
         """The attempt ended in a failure (`runtime.failure`'s reason and detail)."""
 
     def settling(self, delivery: Delivery, outcome: str) -> contextlib.AbstractContextManager[None]:
         """Around the settlement that ends the attempt: ack, retry, dead_letter or release."""
-        return contextlib.nullcontext()
+        return _NOTHING
 
 
 def _context_getter() -> Any:
@@ -125,7 +129,7 @@ class OpenTelemetryTracing(Tracing):
 
     def running(self, deliveries: list[Delivery]) -> contextlib.AbstractContextManager[None]:
         if len(deliveries) != 1 or deliveries[0].span is None:  # a batch has no one parent
-            return contextlib.nullcontext()
+            return _NOTHING
         return self._trace.use_span(deliveries[0].span, end_on_exit=False)  # type: ignore[return-value]
 
     def failed(self, deliveries: list[Delivery], reason: str, detail: str) -> None:
@@ -201,14 +205,7 @@ def _otlp_exporter(environment: Mapping[str, str]) -> SpanExporter | None:
     )
     package = "grpc" if protocol == "grpc" else "http"
     try:
-        if package == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
-        else:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
-                OTLPSpanExporter,
-            )
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{package}.trace_exporter")
     except ImportError:
         log.warning(
             "tracing is on but spans are not exported: install opentelemetry-exporter-otlp-proto-%s "
@@ -216,7 +213,7 @@ def _otlp_exporter(environment: Mapping[str, str]) -> SpanExporter | None:
             package,
         )
         return None
-    exporter: SpanExporter = OTLPSpanExporter()
+    exporter: SpanExporter = module.OTLPSpanExporter()
     return exporter
 
 
