@@ -107,7 +107,9 @@ class RabbitMQ:
         self.process.wait_ready(self._management_answers, START_TIMEOUT_SECONDS)
 
     def _management_answers(self) -> bool:
-        return bool(self.api("GET", "/api/overview").get("node"))
+        # The management listener starts before the client listeners: wait for those too.
+        listeners = [self.amqp_port, *([self.amqps_port] if self.tls else [])]
+        return bool(self.api("GET", "/api/overview").get("node")) and all(map(port_open, listeners))
 
     def api(self, method: str, path: str, body: object | None = None) -> Any:
         """Call the management HTTP API as the admin user; returns decoded JSON (or {} for empty bodies)."""

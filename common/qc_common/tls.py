@@ -87,7 +87,9 @@ def describe_failure(error: BaseException, client_certificate_given: bool = True
 
 def _describe_one(error: BaseException) -> str | None:
     if isinstance(error, ssl.SSLCertVerificationError):
-        detail = str(error.verify_message or error.reason or error)
+        # aiohttp's ClientConnectorCertificateError is one too, holding the ssl module's in an attribute.
+        inner = getattr(error, "certificate_error", error)
+        detail = str(getattr(inner, "verify_message", None) or getattr(inner, "reason", None) or inner)
         if "hostname" in detail.lower() or "ip address mismatch" in detail.lower():
             return f"TLS hostname mismatch: {detail} (set tls.serverName to a name the certificate carries)"
         return f"TLS certificate verify failed: {detail} (is tls.caSecretRef the CA that signed the server?)"

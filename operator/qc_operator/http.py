@@ -125,8 +125,6 @@ class JsonFetcher:
             if url.startswith("https://"):
                 given = bool(tls and tls.client_cert_pem)
                 failure = common_tls.describe_failure(error, given)
-                if failure is None and isinstance(error, aiohttp.ClientConnectorCertificateError):
-                    failure = common_tls.describe_failure(error.certificate_error, given)
             raise SourceError(f"{what}: {failure or f'{type(error).__name__}: {error}'}") from error
         except ValueError as error:  # not JSON (or not UTF-8)
             raise SourceError(f"{what}: the answer is not JSON: {str(error)[:200]}") from error
