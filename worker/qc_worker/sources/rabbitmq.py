@@ -14,8 +14,8 @@ its backoff, so the prefetch slot stays taken (`retry_holds_delivery`). RabbitMQ
 delivery stays unacked past `consumer_timeout` (30 min by default): keep task time limits below it.
 
 `amqps://` URLs verify the broker against the CA file given (else the system's) and show the client
-certificate given; the context is built at each connect, so certificates rotated in the mounted Secret
-are used from the next reconnection. A failed handshake is a ConnectionError naming its cause (certificate
+certificate given; the context is built when the runtime connects (at start-up: aio-pika's own
+reconnections reuse it), so certificates rotated in the mounted Secret are used from the pod's next start. A failed handshake is a ConnectionError naming its cause (certificate
 verify failed, hostname mismatch, client certificate wanted): the runtime logs it, answers /readyz 503 and
 retries with backoff, as for a broker that is down.
 """
