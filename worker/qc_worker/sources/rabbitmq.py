@@ -15,9 +15,10 @@ delivery stays unacked past `consumer_timeout` (30 min by default): keep task ti
 
 `amqps://` URLs verify the broker against the CA file given (else the system's) and show the client
 certificate given; the context is built when the runtime connects (at start-up: aio-pika's own
-reconnections reuse it), so certificates rotated in the mounted Secret are used from the pod's next start. A failed handshake is a ConnectionError naming its cause (certificate
-verify failed, hostname mismatch, client certificate wanted): the runtime logs it, answers /readyz 503 and
-retries with backoff, as for a broker that is down.
+reconnections reuse it), so certificates rotated in the mounted Secret are used from the pod's next
+start. A failed handshake is a ConnectionError naming its cause (certificate verify failed, hostname
+mismatch, client certificate wanted): the runtime logs it, answers /readyz 503 and retries with backoff,
+as for a broker that is down.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from qc_common import tls as common_tls
+from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
 from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
@@ -250,7 +252,9 @@ class RabbitMQSource:
         assert self._channel is not None
         incoming: AbstractIncomingMessage = delivery.handle
         properties = {name: getattr(incoming, name) for name in rules.PROPERTIES}
-        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, headers)
+        # Ours, and a trace context for a message that came without one (`tracing.carried`).
+        extra = {**tracing.carried(), **headers}
+        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, extra)
         message = aio_pika.Message(body=incoming.body, **fields)
         exchange = (
             self._channel.default_exchange
