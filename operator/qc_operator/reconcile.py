@@ -136,7 +136,9 @@ class Autoscaler:
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
-            secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
+            # Read at most once per interval, and once for all the consumers naming the same Secret.
+            refs, interval = spec.backlog.secret_refs(), spec.polling_interval_seconds
+            secrets = await self.kube.secret_values(namespace, refs, max_age_seconds=interval)
             reader = spec.backlog.reader(secrets, self.google_tokens)
             started = time.monotonic()
             try:
