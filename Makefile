@@ -51,6 +51,9 @@ bench-simulator: bootstrap ## the checked-in traces through our scaler and KEDA 
 manifests: bootstrap ## regenerate manifests/ from the Helm chart
 	$(PY) -m devstack.manifests
 
+scan: bootstrap ## configuration scan (checkov, offline) of the rendered chart and the Dockerfile
+	$(VENV)/bin/pytest -q tests/chart/test_config_scan.py
+
 dashboards: bootstrap ## regenerate the chart's Grafana dashboards (files/dashboards/) with Grafana's Python SDK
 	$(PY) -m devstack.dashboards
 
