@@ -172,8 +172,7 @@ class Autoscaler:
             await self.kube.set_deletion_cost(namespace, pod, cost)
         if the_plan.scales:
             await self.kube.scale(namespace, builders.worker_name(name), the_plan.target)
-            direction = "up" if the_plan.target > the_plan.current else "down"
-            self.metrics.scale_events.labels(namespace=namespace, consumer=name, direction=direction).inc()
+            self.metrics.scaled(namespace, name, spec, the_plan)
             log.info("%s/%s: %s", namespace, name, the_plan.status.last_scale_reason)
         self.metrics.record(namespace, name, spec, the_plan)
         if the_plan.write_status:
