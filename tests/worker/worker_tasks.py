@@ -100,3 +100,9 @@ async def limited_async(message: qc_worker.Message) -> None:
     """At most 5 starts a second in one worker, whatever its share of a fleet's limit."""
     await asyncio.sleep(float(message.json().get("sleep", 0)))
     _record(str(message.json()["id"]))
+
+
+async def stamped_async(message: qc_worker.Message) -> None:
+    """Records "<id> <unix time>" when it finishes: tests count completions over time windows."""
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(f"{message.json()['id']} {time.time():.3f}")
