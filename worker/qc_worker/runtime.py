@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from qc_worker import rate_limit, tasks
+from qc_worker import rate_limit, tasks, tracing
 from qc_worker.batching import Batcher
 from qc_worker.executors import Executor, TaskCrashed, TimeLimitExceeded
 from qc_worker.leaser import Leaser
@@ -67,6 +67,7 @@ class Runtime:
         source: Source,
         executor: Executor,
         metrics: WorkerMetrics,
+        traces: tracing.Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.task = task
@@ -76,6 +77,7 @@ class Runtime:
         self.source = source
         self.executor = executor
         self.metrics = metrics
+        self.traces = traces or tracing.Tracing()  # off unless --tracing
         self.capacity = settings.concurrency
         # Flow control as the Pub/Sub client does it where a receive is a round trip: pause at full load,
         # resume below 80%, so a busy window pulls in batches. Where the broker pushes (RabbitMQ) a free
@@ -93,11 +95,11 @@ class Runtime:
         self._batcher: Batcher[Delivery] | None = None
         if task.options.batch_size is not None:
             self._batcher = Batcher(task.options.batch_size, task.options.batch_max_wait_seconds, self._start)
+        # A changed share may widen the window: the pull loop looks again.
         self.throttle = Throttle(
-            task.options.max_messages_per_second, settings.rate_limit_file, self._rate_changed
+            task.options.max_messages_per_second, settings.rate_limit_file, self._slot_freed.set, metrics
         )
         self._prefetch = self.capacity  # what the source was told it may push (RabbitMQ's prefetch)
-        metrics.set_rate_limit(0, self.throttle.share_per_second)
 
     # --- lifecycle ---
     def request_stop(self) -> None:
@@ -233,6 +235,7 @@ class Runtime:
         task.add_done_callback(self._running.discard)
 
     async def _process(self, deliveries: list[Delivery]) -> None:
+        self.traces.begin(deliveries, self.task.name, self.source.name)
         exhausted = [d for d in deliveries if d.message.delivery_attempt > self.limits.max_delivery_attempts]
         if exhausted:
             # Delivered more often than allowed though no attempt ended in a result: each one killed its
@@ -242,13 +245,15 @@ class Runtime:
             deliveries = [d for d in deliveries if d not in exhausted]
             if not deliveries:
                 return
-        if not await self._token(deliveries):
+        if not await self.throttle.acquire(len(deliveries), self._stopping):
+            await self._settle_all(deliveries, self.source.release)  # stopped while waiting: never started
             return
         messages = [d.message for d in deliveries]
         argument: Any = messages if self.task.is_batch else messages[0]
         started = time.monotonic()
         try:
-            await self.executor.run(self.task.function, argument, self.limits.time_limit_seconds)
+            with self.traces.running(deliveries):
+                await self.executor.run(self.task.function, argument, self.limits.time_limit_seconds)
         except asyncio.CancelledError:
             await self._settle_all(deliveries, self.source.release)  # stopped at the end of the grace period
             raise
@@ -265,12 +270,15 @@ class Runtime:
             # broker has it, the message is still ours only in the sense that a crash makes it come back.
             self._forget(deliveries)
             for delivery in deliveries:
-                if await self.source.ack(delivery):
+                with self.traces.settling(delivery, "ack"):
+                    acked = await self.source.ack(delivery)
+                if acked:
                     self.metrics.acked(duration, time.monotonic() - delivery.received_monotonic)
 
     async def _fail(self, deliveries: list[Delivery], reason: str, detail: str, started: float) -> None:
         duration = time.monotonic() - started
         log.warning("task failed", extra={"reason": reason, "detail": detail, "messages": len(deliveries)})
+        self.traces.failed(deliveries, reason, detail)
         for _ in deliveries:
             self.metrics.failed(reason, duration)
         # Where a retry hands the message back at once (Pub/Sub), a failed message frees its slot now;
@@ -291,7 +299,8 @@ class Runtime:
         attempts = self.limits.max_delivery_attempts
         if reason == "malformed" or delivery.message.delivery_attempt >= attempts:
             try:
-                await self.source.dead_letter(delivery, reason, detail)
+                with self.traces.settling(delivery, "dead_letter"):
+                    await self.source.dead_letter(delivery, reason, detail)
                 self.metrics.dead_lettered(reason)
                 return
             except Exception as error:  # no dead-letter destination, or it failed: keep the message
@@ -303,7 +312,8 @@ class Runtime:
             self._rng,
         )
         try:
-            await self.source.retry(delivery, delay)
+            with self.traces.settling(delivery, "retry"):
+                await self.source.retry(delivery, delay)
         except asyncio.CancelledError:
             # Stopped in its backoff at the end of the grace period: back at once, the failure counted.
             with contextlib.suppress(Exception):
@@ -316,7 +326,7 @@ class Runtime:
         self, deliveries: list[Delivery], settle: Callable[[Delivery], Awaitable[None]]
     ) -> None:
         for delivery in deliveries:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), self.traces.settling(delivery, "release"):
                 await settle(delivery)
             self.metrics.nacked()
         self._forget(deliveries)
@@ -337,21 +347,6 @@ class Runtime:
             self._slot_freed.set()
 
     # --- the rate limit ---
-    async def _token(self, deliveries: list[Delivery]) -> bool:
-        """Wait for the rate limit's tokens; False (the messages released) if stopped meanwhile."""
-        self.metrics.set_rate_limit(self.throttle.waiting + len(deliveries), self.throttle.share_per_second)
-        try:
-            if await self.throttle.acquire(len(deliveries), self._stopping):
-                return True
-        finally:
-            self.metrics.set_rate_limit(self.throttle.waiting, self.throttle.share_per_second)
-        await self._settle_all(deliveries, self.source.release)  # never started: back at once
-        return False
-
-    def _rate_changed(self) -> None:
-        self.metrics.set_rate_limit(self.throttle.waiting, self.throttle.share_per_second)
-        self._slot_freed.set()  # the window may have grown: the pull loop looks again
-
     async def _window(self) -> int:
         """How many messages to hold now; a broker that pushes is told too, so the rest stay with it."""
         window = self.throttle.window(self.capacity)

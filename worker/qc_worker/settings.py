@@ -36,6 +36,7 @@ class WorkerSettings:
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
     rate_limit_file: str = ""  # holds this pod's share of the fleet's messages/s; unset or missing: none
+    tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
     pubsub_subscription: str = ""
@@ -112,6 +113,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         worker_env.RATE_LIMIT_FILE,
         "a file holding this worker's limit in messages/s, re-read when it changes (the operator mounts its "
         "share of spec.worker.maxMessagesPerSecond there); missing or empty: no limit",
+    ),
+    (
+        "tracing",
+        worker_env.TRACING,
+        "OpenTelemetry spans per task attempt, in the publisher's trace (needs the 'tracing' extra; "
+        "OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME... configure them)",
     ),
     ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
     ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from qc_worker import rate_limit
+from qc_worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 SHARE_POLL_SECONDS = 1.0  # how often the share file is stat'ed (a stat is cheap; the kubelet is slower)
@@ -36,12 +37,14 @@ class Throttle:
         task_limit_per_second: float | None,
         share_path: str,
         on_change: Callable[[], None],
+        metrics: WorkerMetrics,
         clock: Callable[[], float] = loop_time,
     ) -> None:
         self._task_limit = task_limit_per_second
         self._share_path = share_path
         self._on_change: Callable[[], None] = lambda: None  # the first read is not a change
         self._clock = clock
+        self._metrics = metrics
         self._file_version: tuple[int, int] | None = None  # (inode, mtime ns) of the share file last read
         self.share_per_second: float | None = None
         self.waiting = 0  # messages held while their task waits for a token (not busy: see metrics)
@@ -51,6 +54,10 @@ class Throttle:
         self._watcher: asyncio.Task[None] | None = None
         self.reload()
         self._on_change = on_change
+        self._export()
+
+    def _export(self) -> None:
+        self._metrics.set_rate_limit(self.waiting, self.share_per_second)
 
     @property
     def rate_per_second(self) -> float | None:
@@ -65,6 +72,7 @@ class Throttle:
     async def acquire(self, count: int, stopping: asyncio.Event) -> bool:
         """Wait until `count` tokens are taken (True), or until `stopping` is set (False)."""
         self.waiting += count
+        self._export()
         try:
             while not stopping.is_set():
                 wait_seconds = self._bucket.take(count, self._clock())
@@ -80,6 +88,7 @@ class Throttle:
             return False
         finally:
             self.waiting -= count
+            self._export()
 
     # --- the share file ---
     def reload(self) -> None:
@@ -115,6 +124,7 @@ class Throttle:
             self._bucket.set_rate(self.rate_per_second, self._clock())
             self._changed.set()
             self._changed = asyncio.Event()
+            self._export()
             self._on_change()
 
     def start(self) -> None:
