@@ -24,7 +24,14 @@ from devstack.kubelet import LocalKubelet
 from devstack.polling import wait_until
 from devstack.services import RabbitMQ
 from qc_common import api
-from tests.operator.operator_harness import create, create_secret, new_namespace, queue_consumer
+from tests.operator.operator_harness import (
+    condition,
+    create,
+    create_secret,
+    get_qc,
+    new_namespace,
+    queue_consumer,
+)
 from tests.worker.test_rabbitmq_worker import publish
 from tests.worker.worker_harness import QC_WORKER, TASKS_DIR, body
 
@@ -106,6 +113,13 @@ def test_the_fleet_stays_within_its_budget_through_a_scale_out_and_a_scale_in(
             pause_at(4)  # scale out: the share goes down to 5 first, the pods follow, then 2 more pods
             wait_until(lambda: share() == "5", 30, "the share lowered for 4 pods")
             wait_until(lambda: kubelet.running_for("limited") == 4, 120, "4 worker pods")
+
+            def waited_for_the_share() -> bool:
+                events = core.list_namespaced_event(namespace).items
+                wanted = "until the running pods apply the share 5 msg/s for 4"
+                return any(e.reason == "RateLimited" and wanted in (e.message or "") for e in events)
+
+            wait_until(waited_for_the_share, 30, "the RateLimited Event of the scale-out")
             out_at = time.time()
             time.sleep(PHASE_SECONDS)
 
@@ -116,6 +130,10 @@ def test_the_fleet_stays_within_its_budget_through_a_scale_out_and_a_scale_in(
             time.sleep(PHASE_SECONDS)
             end = time.time()
             assert template_hash() == hash_before, "a share change rolled the pods"
+            rate_limited = condition(get_qc(admin, namespace, "limited"), "RateLimited")
+            assert rate_limited is not None
+            assert (rate_limited["status"], rate_limited["reason"]) == ("False", "WithinBudget")
+            assert rate_limited["message"] == "20 msg/s for the fleet, 10 msg/s per pod"
     finally:
         kubelet.stop()
 
