@@ -16,6 +16,7 @@ METRICS_PORT: Final = "QC_METRICS_PORT"
 LOG_LEVEL: Final = "QC_LOG_LEVEL"
 RETRY_BACKOFF_MIN_SECONDS: Final = "QC_RETRY_BACKOFF_MIN_SECONDS"
 RETRY_BACKOFF_MAX_SECONDS: Final = "QC_RETRY_BACKOFF_MAX_SECONDS"
+RATE_LIMIT_FILE: Final = "QC_RATE_LIMIT_FILE"  # the pod's share of the fleet's messages/s (a ConfigMap file)
 TRACING: Final = (
     "QC_TRACING"  # "true": OpenTelemetry spans per task attempt (OTEL_* variables configure them)
 )

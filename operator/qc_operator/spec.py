@@ -33,6 +33,7 @@ class WorkerSpec:
     resources: dict[str, Any] = field(default_factory=dict)
     env: tuple[dict[str, Any], ...] = ()
     pod_template: dict[str, Any] = field(default_factory=dict)
+    max_messages_per_second: float | None = None  # the fleet's budget, split among the pods (`budget`)
 
     @property
     def effective_drain_grace_seconds(self) -> int:
@@ -173,7 +174,17 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
         resources=dict(w.get("resources") or {}),
         env=tuple(dict(e) for e in w.get("env") or []),
         pod_template=dict(w.get("podTemplate") or {}),
+        max_messages_per_second=_rate(w.get("maxMessagesPerSecond")),
     )
+
+
+def _rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    rate = float(value)
+    if not rate > 0 or rate == float("inf"):  # the schema says so too; this is for specs it never saw
+        raise SpecError(f"worker.maxMessagesPerSecond must be a positive number, not {value!r}")
+    return rate
 
 
 def parse(raw_spec: Mapping[str, Any]) -> QueueConsumerSpec:

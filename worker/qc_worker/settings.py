@@ -35,6 +35,7 @@ class WorkerSettings:
     log_level: str = "INFO"
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    rate_limit_file: str = ""  # holds this pod's share of the fleet's messages/s; unset or missing: none
     tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
@@ -116,6 +117,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("log_level", worker_env.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
     ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
     ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
+    (
+        "rate_limit_file",
+        worker_env.RATE_LIMIT_FILE,
+        "a file holding this worker's limit in messages/s, re-read when it changes (the operator mounts its "
+        "share of spec.worker.maxMessagesPerSecond there); missing or empty: no limit",
+    ),
     (
         "tracing",
         worker_env.TRACING,
