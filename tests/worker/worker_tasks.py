@@ -93,3 +93,15 @@ async def fail_twice_async(message: qc_worker.Message) -> None:
 async def fail_with_detail(message: qc_worker.Message) -> None:
     """Raises with the body's "detail" as the error text (a long, multi-byte dead-letter detail)."""
     raise RuntimeError(message.json().get("detail", ""))
+
+
+_leaked: list[bytes] = []  # what `leak` never gives back, for as long as its process lives
+
+
+@qc_worker.task(time_limit_seconds=60)
+def leak(message: qc_worker.Message) -> None:
+    """Leaks `leak_mib` MiB (written, so resident) per task and records the task under its process id."""
+    body = message.json()
+    _leaked.append(b"\x01" * (int(body.get("leak_mib", 0)) << 20))
+    time.sleep(float(body.get("sleep", 0)))
+    _record(str(body["id"]))

@@ -35,6 +35,8 @@ class WorkerSettings:
     log_level: str = "INFO"
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    max_tasks_per_child: int = 0  # a pool process is replaced after this many tasks (0: never)
+    max_memory_per_child_mib: int = 0  # ... or after a task leaving it above this RSS (0: never)
     # Pub/Sub
     pubsub_project: str = ""
     pubsub_subscription: str = ""
@@ -60,6 +62,10 @@ class WorkerSettings:
             problems.append("--concurrency must be at least 1")
         if self.task_time_limit_seconds <= 0:
             problems.append("--task-time-limit-seconds must be positive")
+        if self.max_tasks_per_child < 0:
+            problems.append("--max-tasks-per-child must be 0 (never) or more")
+        if self.max_memory_per_child_mib < 0:
+            problems.append("--max-memory-per-child-mib must be 0 (never) or more")
         if self.max_delivery_attempts < 1:
             problems.append("--max-delivery-attempts must be at least 1")
         if not 1 <= self.lease_seconds <= 600:
@@ -106,6 +112,16 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("log_level", worker_env.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
     ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
     ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
+    (
+        "max_tasks_per_child",
+        worker_env.MAX_TASKS_PER_CHILD,
+        "a process task's pool process is replaced after this many tasks (0: never)",
+    ),
+    (
+        "max_memory_per_child_mib",
+        worker_env.MAX_MEMORY_PER_CHILD_MIB,
+        "... or after a task that leaves it above this resident memory in MiB (0: never)",
+    ),
     ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
     ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),
     (
