@@ -18,6 +18,9 @@ RETRY_BACKOFF_MIN_SECONDS: Final = "QC_RETRY_BACKOFF_MIN_SECONDS"
 RETRY_BACKOFF_MAX_SECONDS: Final = "QC_RETRY_BACKOFF_MAX_SECONDS"
 MAX_TASKS_PER_CHILD: Final = "QC_MAX_TASKS_PER_CHILD"  # pool process replaced after N tasks (0: never)
 MAX_MEMORY_PER_CHILD_MIB: Final = "QC_MAX_MEMORY_PER_CHILD_MIB"  # ... or above M MiB resident (0: never)
+TRACING: Final = (
+    "QC_TRACING"  # "true": OpenTelemetry spans per task attempt (OTEL_* variables configure them)
+)
 
 PUBSUB_PROJECT: Final = "QC_PUBSUB_PROJECT"
 PUBSUB_SUBSCRIPTION: Final = "QC_PUBSUB_SUBSCRIPTION"

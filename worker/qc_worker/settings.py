@@ -37,6 +37,7 @@ class WorkerSettings:
     retry_backoff_max_seconds: float = 60.0
     max_tasks_per_child: int = 0  # a pool process is replaced after this many tasks (0: never)
     max_memory_per_child_mib: int = 0  # ... or after a task leaving it above this RSS (0: never)
+    tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
     pubsub_subscription: str = ""
@@ -121,6 +122,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         "max_memory_per_child_mib",
         worker_env.MAX_MEMORY_PER_CHILD_MIB,
         "... or after a task that leaves it above this resident memory in MiB (0: never)",
+    ),
+    (
+        "tracing",
+        worker_env.TRACING,
+        "OpenTelemetry spans per task attempt, in the publisher's trace (needs the 'tracing' extra; "
+        "OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME... configure them)",
     ),
     ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
     ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),
