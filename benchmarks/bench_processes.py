@@ -5,8 +5,9 @@ RabbitMQ and the same concurrency, in one run.
 1. Memory per process slot: PSS summed over each side's whole process tree (the worker, the zygote and
    the pool; Celery's main process and its prefork children) with every slot busy, at concurrency 1, 8,
    16. PSS splits shared pages between the processes sharing them: what the slots cost the machine.
-2. CPU-bound throughput: the same heavy-tailed sample of tasks, qc-worker and Celery (acks late, default
-   prefetch multiplier) alternating over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
+2. CPU-bound throughput: the same heavy-tailed sample of tasks, qc-worker (its default prefetch, the
+   window + 1, and prefetch = the window) and Celery (acks late, default prefetch multiplier) alternating
+   over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
    the first task's start, and from the launch of the worker, from the times the tasks record.
 
 Celery runs from .venv-celery (`ensure_celery`), a virtualenv of its own (benchmarks/celery-constraints.txt).
@@ -110,7 +111,10 @@ class Side:
     publish: Callable[[str, str, list[float]], None]  # queue, task kind ("timed_burn" | "hold"), arguments
 
 
-def qc_worker_side(broker: RabbitMQ, fill: Callable[[str, list[bytes]], None]) -> Side:
+def qc_worker_side(
+    broker: RabbitMQ, fill: Callable[[str, list[bytes]], None], prefetch_extra: int | None = None
+) -> Side:
+    """`qc-worker` on the queue; `prefetch_extra` set: that many messages prefetched beyond the window."""
     tasks = {"timed_burn": "timed_cpu_task", "hold": "hold_task"}
     fields = {"timed_burn": "cpu_seconds", "hold": "sleep_seconds"}
 
@@ -127,6 +131,8 @@ def qc_worker_side(broker: RabbitMQ, fill: Callable[[str, list[bytes]], None]) -
             "PYTHONPATH": str(REPO_ROOT),
             bench_tasks.RECORDS_ENV: str(records),
         }
+        if prefetch_extra is not None:
+            env[worker_env.RABBITMQ_PREFETCH_EXTRA] = str(prefetch_extra)
         qc_worker = str(Path(sys.executable).with_name("qc-worker"))
         with log_file("qc-worker") as log:
             return subprocess.Popen([qc_worker], env=env, start_new_session=True, stdout=log, stderr=log)
@@ -134,7 +140,8 @@ def qc_worker_side(broker: RabbitMQ, fill: Callable[[str, list[bytes]], None]) -
     def publish(queue: str, kind: str, arguments: list[float]) -> None:
         fill(queue, [json.dumps({fields[kind]: a}).encode() for a in arguments])
 
-    return Side("qc-worker", launch, publish)
+    name = "qc-worker" if prefetch_extra is None else f"qc-worker +{prefetch_extra} prefetch"
+    return Side(name, launch, publish)
 
 
 def celery_side(broker: RabbitMQ, bin_dir: Path) -> Side:
@@ -188,7 +195,7 @@ def bench_memory(ours: Side, celery: Side, purge: Callable[[str], None]) -> None
     for concurrency in MEMORY_CONCURRENCIES:
         row = []
         for side in (ours, celery):
-            queue = f"memory-{side.name.split()[0].lower()}-{concurrency}"
+            queue = f"memory-{side.name.split()[0].lower()}-{concurrency}"  # one queue per side and run
             row.append(slot_memory(side, concurrency, queue))
             purge(queue)
         rows.append((concurrency, row))
@@ -223,12 +230,12 @@ def throughput_pass(side: Side, queue: str, durations: list[float], concurrency:
         return last_end - first_start, last_end - launched
 
 
-def bench_throughput(ours: Side, celery: Side, durations: list[float], cores: int) -> None:
+def bench_throughput(sides: list[Side], durations: list[float], cores: int) -> None:
     ideal = sum(durations) / cores
-    runs: dict[str, list[tuple[float, float]]] = {ours.name: [], celery.name: []}
+    runs: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
     for round_number in range(ROUNDS):
-        for side in (ours, celery):
-            queue = f"cpu-{side.name.split()[0].lower()}-{round_number}"
+        for number, side in enumerate(sides):
+            queue = f"cpu-{number}-{round_number}"
             runs[side.name].append(throughput_pass(side, queue, durations, cores))
     mean_ms = 1000 * sum(durations) / len(durations)
     print(
@@ -237,8 +244,8 @@ def bench_throughput(ours: Side, celery: Side, durations: list[float], cores: in
     )
     load_1m = os.getloadavg()[0]
     print(f"(load average {load_1m:.1f} on {cores} cores: ideal assumes the cores are this run's alone)")
-    print(f"{'':<20}{'of ideal from the first task':>30}{'from launch':>14}")
+    print(f"{'':<26}{'of ideal from the first task':>30}{'from launch':>14}")
     for name, measured in runs.items():
         from_first = statistics.median(ideal / first for first, _ in measured)
         from_launch = statistics.median(ideal / launch for _, launch in measured)
-        print(f"{name:<20}{from_first:>30.3f}{from_launch:>14.3f}")
+        print(f"{name:<26}{from_first:>30.3f}{from_launch:>14.3f}")

@@ -288,7 +288,10 @@ def bench_against_celery(broker: RabbitMQ, parts: set[str]) -> None:
     ours = bench_processes.qc_worker_side(broker, fill)
     celery = bench_processes.celery_side(broker, bench_processes.ensure_celery())
     if "celery-cpu" in parts:
-        bench_processes.bench_throughput(ours, celery, cpu_durations(random.Random(42)), CORES)
+        # Ours with its default prefetch (the window + 1) and with prefetch = the window, and Celery.
+        window_only = bench_processes.qc_worker_side(broker, fill, prefetch_extra=0)
+        sides = [ours, window_only, celery]
+        bench_processes.bench_throughput(sides, cpu_durations(random.Random(42)), CORES)
     if "celery-memory" in parts:
         bench_processes.bench_memory(
             ours, celery, lambda queue: broker.api("DELETE", f"/api/queues/%2F/{queue}")

@@ -37,6 +37,7 @@ RABBITMQ_DECLARE_QUEUE: Final = (
 RABBITMQ_QUEUE_ARGUMENTS: Final = (
     "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
 )
+RABBITMQ_PREFETCH_EXTRA: Final = "QC_RABBITMQ_PREFETCH_EXTRA"  # delivered beyond the window
 
 # Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"

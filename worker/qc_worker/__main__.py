@@ -43,7 +43,7 @@ def build_source(settings: WorkerSettings) -> Source:
         settings.rabbitmq_url,
         settings.rabbitmq_queue,
         settings.rabbitmq_dead_letter_exchange,
-        settings.concurrency,
+        settings.rabbitmq_prefetch,
         declare_queue=settings.rabbitmq_declare_queue,
         queue_arguments=settings.queue_arguments(),
     )

@@ -50,6 +50,13 @@ class WorkerSettings:
     rabbitmq_dead_letter_exchange: str = ""
     rabbitmq_declare_queue: bool = False  # False: the queue must exist, checked passively, used as it is
     rabbitmq_queue_arguments: str = ""  # JSON object: the queue's arguments (declared with them if declaring)
+    # Delivered beyond the window, so a freed slot starts at once instead of waiting out the ack's round
+    # trip; never started before a slot is free, handed back uncounted on a drain.
+    rabbitmq_prefetch_extra: int = 1
+
+    @property
+    def rabbitmq_prefetch(self) -> int:
+        return self.concurrency + self.rabbitmq_prefetch_extra
 
     def queue_arguments(self) -> dict[str, object]:
         value = json.loads(self.rabbitmq_queue_arguments or "{}")
@@ -63,6 +70,8 @@ class WorkerSettings:
             problems.append("--concurrency must be at least 1")
         if self.task_time_limit_seconds <= 0:
             problems.append("--task-time-limit-seconds must be positive")
+        if self.rabbitmq_prefetch_extra < 0:
+            problems.append("--rabbitmq-prefetch-extra must be 0 (prefetch = the window) or more")
         if self.max_tasks_per_child < 0:
             problems.append("--max-tasks-per-child must be 0 (never) or more")
         if self.max_memory_per_child_mib < 0:
@@ -157,6 +166,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         worker_env.RABBITMQ_QUEUE_ARGUMENTS,
         'the queue\'s arguments as a JSON object, e.g. {"x-queue-type": "quorum", "x-delivery-limit": 5}; '
         "its x-dead-letter-exchange / -routing-key say where dead letters go",
+    ),
+    (
+        "rabbitmq_prefetch_extra",
+        worker_env.RABBITMQ_PREFETCH_EXTRA,
+        "messages prefetched beyond the concurrency so a free slot starts at once; if the worker itself "
+        "crashes, each of them counts one attempt it never ran (0: prefetch = the concurrency)",
     ),
 )
 
