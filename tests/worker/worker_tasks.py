@@ -105,3 +105,12 @@ def leak(message: qc_worker.Message) -> None:
     _leaked.append(b"\x01" * (int(body.get("leak_mib", 0)) << 20))
     time.sleep(float(body.get("sleep", 0)))
     _record(str(body["id"]))
+
+
+@qc_worker.task(time_limit_seconds=60)
+def report_imports(message: qc_worker.Message) -> None:
+    """Records which of the worker's heavy libraries this pool process has loaded (none, from the zygote)."""
+    import sys
+
+    heavy = ("aio_pika", "grpc", "google.cloud.pubsub_v1", "prometheus_client", "qc_worker.runtime")
+    _record(" ".join(name for name in heavy if name in sys.modules) or "none")
