@@ -15,6 +15,7 @@ Celery runs from .venv-celery (`ensure_celery`), a virtualenv of its own (benchm
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -90,6 +91,16 @@ def tree_pss_mib(root: int) -> tuple[int, float]:
         total_kib += next(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
         counted += 1
     return counted, total_kib / 1024
+
+
+def slot_gaps_seconds(records: Path) -> list[float]:
+    """In each process (slot), the idle time from one task's end to its next task's start: what a
+    prefetch beyond the window hides (the ack's and the next delivery's round trips)."""
+    gaps = []
+    for path in records.glob("*.log"):
+        ordered = sorted(tuple(map(float, line.split())) for line in path.read_text().splitlines())
+        gaps += [start - end for (_, end), (start, _) in itertools.pairwise(ordered)]
+    return gaps
 
 
 def spans(records: Path) -> list[tuple[float, float]]:
@@ -212,8 +223,11 @@ def bench_memory(ours: Side, celery: Side, purge: Callable[[str], None]) -> None
     )
 
 
-def throughput_pass(side: Side, queue: str, durations: list[float], concurrency: int) -> tuple[float, float]:
-    """Seconds from the first task's start, and from the launch, to the last task's end."""
+def throughput_pass(
+    side: Side, queue: str, durations: list[float], concurrency: int
+) -> tuple[float, float, float]:
+    """Seconds from the first task's start, and from the launch, to the last task's end; the median idle
+    gap between two tasks of a slot."""
     with tempfile.TemporaryDirectory() as directory:
         records = Path(directory)
         side.publish(queue, "timed_burn", durations)
@@ -227,25 +241,26 @@ def throughput_pass(side: Side, queue: str, durations: list[float], concurrency:
             stop(process)
         done = spans(records)
         first_start, last_end = min(s for s, _ in done), max(e for _, e in done)
-        return last_end - first_start, last_end - launched
+        return last_end - first_start, last_end - launched, statistics.median(slot_gaps_seconds(records))
 
 
-def bench_throughput(sides: list[Side], durations: list[float], cores: int) -> None:
+def bench_throughput(sides: list[Side], durations: list[float], cores: int, rounds: int = ROUNDS) -> None:
     ideal = sum(durations) / cores
-    runs: dict[str, list[tuple[float, float]]] = {side.name: [] for side in sides}
-    for round_number in range(ROUNDS):
+    runs: dict[str, list[tuple[float, float, float]]] = {side.name: [] for side in sides}
+    for round_number in range(rounds):
         for number, side in enumerate(sides):
             queue = f"cpu-{number}-{round_number}"
             runs[side.name].append(throughput_pass(side, queue, durations, cores))
     mean_ms = 1000 * sum(durations) / len(durations)
     print(
         f"\n## CPU-bound through RabbitMQ, each worker its own process: {len(durations)} tasks, mean "
-        f"{mean_ms:.0f} ms CPU, concurrency {cores} = cores; medians of {ROUNDS} alternating rounds"
+        f"{mean_ms:.0f} ms CPU, concurrency {cores} = cores; medians of {rounds} alternating rounds"
     )
     load_1m = os.getloadavg()[0]
     print(f"(load average {load_1m:.1f} on {cores} cores: ideal assumes the cores are this run's alone)")
-    print(f"{'':<26}{'of ideal from the first task':>30}{'from launch':>14}")
+    print(f"{'':<26}{'of ideal from the first task':>30}{'from launch':>14}{'idle gap per task':>20}")
     for name, measured in runs.items():
-        from_first = statistics.median(ideal / first for first, _ in measured)
-        from_launch = statistics.median(ideal / launch for _, launch in measured)
-        print(f"{name:<26}{from_first:>30.3f}{from_launch:>14.3f}")
+        from_first = statistics.median(ideal / first for first, _, _ in measured)
+        from_launch = statistics.median(ideal / launch for _, launch, _ in measured)
+        gap_ms = 1000 * statistics.median(gap for _, _, gap in measured)
+        print(f"{name:<26}{from_first:>30.3f}{from_launch:>14.3f}{gap_ms:>17.1f} ms")

@@ -278,7 +278,7 @@ def amqp_accepts(broker: RabbitMQ) -> bool:
         return False
 
 
-def bench_against_celery(broker: RabbitMQ, parts: set[str]) -> None:
+def bench_against_celery(broker: RabbitMQ, parts: set[str], rounds: int) -> None:
     # The management API answers (the broker's readiness check) a moment before the AMQP listener does.
     wait_until(lambda: amqp_accepts(broker), 60, "RabbitMQ's AMQP listener")
 
@@ -291,7 +291,7 @@ def bench_against_celery(broker: RabbitMQ, parts: set[str]) -> None:
         # Ours with its default prefetch (the window + 1) and with prefetch = the window, and Celery.
         window_only = bench_processes.qc_worker_side(broker, fill, prefetch_extra=0)
         sides = [ours, window_only, celery]
-        bench_processes.bench_throughput(sides, cpu_durations(random.Random(42)), CORES)
+        bench_processes.bench_throughput(sides, cpu_durations(random.Random(42)), CORES, rounds)
     if "celery-memory" in parts:
         bench_processes.bench_memory(
             ours, celery, lambda queue: broker.api("DELETE", f"/api/queues/%2F/{queue}")
@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
-    parts = set(parser.parse_args(argv).parts)
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of the alternating comparisons")
+    arguments = parser.parse_args(argv)
+    parts = set(arguments.parts)
     if "cpu" in parts:
         bench_cpu()
     with tempfile.TemporaryDirectory() as directory:
@@ -321,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             if "rss" in parts:
                 bench_rss(broker)
             if parts & {"celery-cpu", "celery-memory"}:
-                bench_against_celery(broker, parts)
+                bench_against_celery(broker, parts, arguments.rounds)
         finally:
             emulator.stop()
             broker.stop()
