@@ -38,6 +38,10 @@ RABBITMQ_QUEUE_ARGUMENTS: Final = (
     "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
 )
 RABBITMQ_PREFETCH_EXTRA: Final = "QC_RABBITMQ_PREFETCH_EXTRA"  # delivered beyond the window
+RABBITMQ_CA_FILE: Final = "QC_RABBITMQ_CA_FILE"  # PEM: the CA that signs the broker (amqps://)
+RABBITMQ_CLIENT_CERT_FILE: Final = "QC_RABBITMQ_CLIENT_CERT_FILE"  # PEM: a client certificate, if wanted
+RABBITMQ_CLIENT_KEY_FILE: Final = "QC_RABBITMQ_CLIENT_KEY_FILE"  # PEM: its private key
+RABBITMQ_SERVER_NAME: Final = "QC_RABBITMQ_SERVER_NAME"  # the name the broker's certificate carries
 
 # Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"

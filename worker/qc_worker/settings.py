@@ -50,6 +50,10 @@ class WorkerSettings:
     rabbitmq_dead_letter_exchange: str = ""
     rabbitmq_declare_queue: bool = False  # False: the queue must exist, checked passively, used as it is
     rabbitmq_queue_arguments: str = ""  # JSON object: the queue's arguments (declared with them if declaring)
+    rabbitmq_ca_file: str = ""  # amqps://: the CA that signs the broker ("": the system's)
+    rabbitmq_client_cert_file: str = ""  # amqps://: a client certificate, for a broker that asks for one
+    rabbitmq_client_key_file: str = ""
+    rabbitmq_server_name: str = ""  # the name the broker's certificate carries ("": the URL's host)
     # Delivered beyond the window, so a freed slot starts at once instead of waiting out the ack's round
     # trip; never started before a slot is free, handed back uncounted on a drain.
     rabbitmq_prefetch_extra: int = 1
@@ -88,6 +92,11 @@ class WorkerSettings:
             problems.append(
                 f"--source rabbitmq needs {worker_env.RABBITMQ_URL} and {worker_env.RABBITMQ_QUEUE}"
             )
+        tls_files = self.rabbitmq_ca_file or self.rabbitmq_client_cert_file or self.rabbitmq_server_name
+        if self.source == "rabbitmq" and tls_files and not self.rabbitmq_url.startswith("amqps://"):
+            problems.append(f"TLS settings are given but {worker_env.RABBITMQ_URL} is not an amqps:// URL")
+        if bool(self.rabbitmq_client_cert_file) != bool(self.rabbitmq_client_key_file):
+            problems.append("--rabbitmq-client-cert-file and --rabbitmq-client-key-file go together")
         try:
             self.queue_arguments()
         except ValueError as error:
@@ -172,6 +181,14 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         worker_env.RABBITMQ_PREFETCH_EXTRA,
         "messages prefetched beyond the concurrency so a free slot starts at once; if the worker itself "
         "crashes, each of them counts one attempt it never ran (0: prefetch = the concurrency)",
+    ),
+    ("rabbitmq_ca_file", worker_env.RABBITMQ_CA_FILE, "amqps://: CA certificate (PEM) of the broker"),
+    ("rabbitmq_client_cert_file", worker_env.RABBITMQ_CLIENT_CERT_FILE, "amqps://: client certificate (PEM)"),
+    ("rabbitmq_client_key_file", worker_env.RABBITMQ_CLIENT_KEY_FILE, "amqps://: client key (PEM)"),
+    (
+        "rabbitmq_server_name",
+        worker_env.RABBITMQ_SERVER_NAME,
+        "amqps://: the name the broker's certificate must carry (unset: the URL's host)",
     ),
 )
 
