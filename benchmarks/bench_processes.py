@@ -6,7 +6,7 @@ RabbitMQ and the same concurrency, in one run.
    the pool; Celery's main process and its prefork children) with every slot busy, at concurrency 1, 8,
    16. PSS splits shared pages between the processes sharing them: what the slots cost the machine.
 2. CPU-bound throughput: the same heavy-tailed sample of tasks, qc-worker (its default prefetch, the
-   window + 1, and prefetch = the window) and Celery (acks late, default prefetch multiplier) alternating
+   window, and the window + 1) and Celery (acks late, default prefetch multiplier) alternating
    over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
    the first task's start, and from the launch of the worker, from the times the tasks record.
 

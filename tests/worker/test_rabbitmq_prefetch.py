@@ -1,8 +1,8 @@
 """The prefetch beyond the window, on the real RabbitMQ: the broker delivers the window + 1, the worker
 starts no more than the window, and the extra message goes back uncounted when the worker drains.
 
-`QC_RABBITMQ_PREFETCH_EXTRA` (default 1) lets a freed slot start the next task at once instead of waiting
-for its ack's round trip to the broker (`make bench-worker` measures what that buys against Celery).
+`QC_RABBITMQ_PREFETCH_EXTRA` (default 0; 1 here) lets a freed slot start the next task at once instead of
+waiting for its ack's round trip to the broker (`make bench-worker` measures what that buys against Celery).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def test_one_message_waits_beyond_the_window_and_a_drain_hands_it_back_uncounted
         worker_env.RABBITMQ_QUEUE: queue,
         worker_env.TASK: "worker_tasks:work",
         worker_env.CONCURRENCY: "2",
+        worker_env.RABBITMQ_PREFETCH_EXTRA: "1",
         worker_env.DRAIN_GRACE_SECONDS: "30",
         # One attempt only: a message whose hand-back counted an attempt would be dead-lettered next time.
         worker_env.MAX_DELIVERY_ATTEMPTS: "1",

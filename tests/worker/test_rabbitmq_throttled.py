@@ -36,7 +36,9 @@ def test_a_throttled_worker_leaves_the_waiting_messages_in_the_broker(
     share.write_text("2")
     env = environment(rabbitmq, queue, "worker_tasks:work_async", concurrency=16)
     started = time.monotonic()  # before the worker: its share holds from its first message
-    worker = start_worker(**env, **{worker_env.RATE_LIMIT_FILE: str(share)})
+    worker = start_worker(
+        **env, **{worker_env.RATE_LIMIT_FILE: str(share), worker_env.RABBITMQ_PREFETCH_EXTRA: "1"}
+    )
     # 2/s x (0.05 s + 1 s ahead): 3 messages, of 16 slots. The broker's figures lag a few seconds.
     wait_until(lambda: queue_counts(rabbitmq, queue) == (3, 3), 60, "the prefetch to shrink to 3")
     assert worker.metric("qc_worker_rate_share_messages_per_second") == 2
@@ -45,7 +47,7 @@ def test_a_throttled_worker_leaves_the_waiting_messages_in_the_broker(
     assert 0 < done <= 2 * elapsed + 1, f"{done} done in {elapsed:.0f} s: the share did not hold the worker"
 
     share.write_text("")  # lifted: the whole window again, and the rest done at full speed
-    # Unthrottled: the window and the one message prefetched beyond it (QC_RABBITMQ_PREFETCH_EXTRA).
+    # Unthrottled: the window and the one message prefetched beyond it (QC_RABBITMQ_PREFETCH_EXTRA=1).
     wait_until(lambda: queue_counts(rabbitmq, queue)[0] == 17, 30, "the prefetch to grow back to 17")
     wait_until(lambda: set(ids) <= set(completions(records)), 120, "every message to be processed")
     assert worker.terminate() == 0

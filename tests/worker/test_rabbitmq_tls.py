@@ -43,8 +43,15 @@ def test_a_worker_consumes_over_amqps_with_the_ca_and_its_client_certificate(
     worker = start_worker(**tls_environment(rabbitmq_tls, queue))
     wait_until(lambda: set(ids) <= set(completions(records)), 60, "every message to be processed")
     assert worker.ready()
-    connections = rabbitmq_tls.api("GET", "/api/connections")
-    assert any(c.get("ssl") and c.get("port") == rabbitmq_tls.amqps_port for c in connections), connections
+    # The management API lists a connection only once its statistics are emitted (every 5 s by default).
+    wait_until(
+        lambda: any(
+            c.get("ssl") and c.get("port") == rabbitmq_tls.amqps_port
+            for c in rabbitmq_tls.api("GET", "/api/connections")
+        ),
+        30,
+        "the broker to list the worker's connection as TLS on the amqps port",
+    )
 
 
 @pytest.mark.parametrize(

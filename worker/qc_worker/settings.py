@@ -57,7 +57,9 @@ class WorkerSettings:
     rabbitmq_server_name: str = ""  # the name the broker's certificate carries ("": the URL's host)
     # Delivered beyond the window, so a freed slot starts at once instead of waiting out the ack's round
     # trip; never started before a slot is free, handed back uncounted on a drain.
-    rabbitmq_prefetch_extra: int = 1
+    # Off by default: when a message kills the worker, each message prefetched beyond the window is
+    # redelivered with an attempt it never ran, so a healthy one could be dead-lettered as `crashed`.
+    rabbitmq_prefetch_extra: int = 0
 
     @property
     def rabbitmq_prefetch(self) -> int:

@@ -1,4 +1,4 @@
-"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window + 1.
+"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window.
 
 The queue is checked passively by default, so a quorum queue or one with `x-message-ttl`,
 `x-max-length` or `x-dead-letter-exchange` is consumed as it is; `--rabbitmq-declare-queue` declares it
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from qc_common import tls as common_tls
@@ -230,7 +231,7 @@ class RabbitMQSource:
                 return deliveries
 
     def _delivery(self, incoming: AbstractIncomingMessage) -> Delivery | None:
-        if incoming.channel.is_closed:
+        if _channel_gone(incoming):
             return None  # from a channel that died: the broker has put it back already
         headers = incoming.headers or {}
         attempt = rules.delivery_attempt(
@@ -340,3 +341,12 @@ class RabbitMQSource:
             incoming.headers or {}, bool(incoming.redelivered), self._key, self.queue_name, incoming.body
         )
         return Delivery(Message(incoming.body, incoming.message_id or "", {}, attempt.number), incoming)
+
+
+def _channel_gone(incoming: AbstractIncomingMessage) -> bool:
+    """A message waiting in the inbox (prefetched beyond the window) may outlive its channel: aio-pika then
+    raises on `.channel` instead of answering."""
+    try:
+        return incoming.channel.is_closed
+    except aiormq.exceptions.ChannelInvalidStateError:
+        return True
