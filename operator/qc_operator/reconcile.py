@@ -4,10 +4,12 @@ Invoked from `handlers`: `ensure_children` on create/update/resume, `Autoscaler.
 per-object daemon every polling interval. A tick is three steps: `observe` (every read: the Deployment,
 Secrets, the backlog, the workers' metrics), the pure `plan.plan` (the target, the status and the Events),
 and `apply` (every write: pod-deletion costs first, then the Deployment's scale, then the status).
+What many QueueConsumers would each read every tick is read once for all of them (`SharedReads`).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -22,11 +24,42 @@ from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMis
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
-from qc_operator.sources.base import GoogleTokenSource
+from qc_operator.sources.base import GoogleTokenSource, SecretKeyRef
+from qc_operator.sources.rabbitmq import QueueListings, RabbitMQBacklog
+from qc_operator.sources.shared import SharedReads
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
 log = logging.getLogger(__name__)
+# A Secret's value is read again after this many of the reader's polling intervals (at most
+# MAX_SECRET_AGE_SECONDS), or at once when the source refused it: a rotated credential is in use within a
+# few ticks, and QueueConsumers sharing a Secret read it once for all. (Watching Secrets would need
+# list/watch on every Secret, which the operator is deliberately not granted.)
+SECRET_AGE_INTERVALS = 4
+MAX_SECRET_AGE_SECONDS = 60.0
+
+
+@dataclass
+class Shared:
+    """What the operator reads once for many QueueConsumers: one per process, in kopf's memo."""
+
+    listings: QueueListings = field(default_factory=QueueListings)  # RabbitMQ, one per broker and vhost
+    secrets: SharedReads[str] = field(default_factory=SharedReads)  # (namespace, SecretKeyRef) -> value
+
+    async def secret_values(
+        self, kube: Kube, namespace: str, refs: tuple[SecretKeyRef, ...], polling_interval_seconds: float
+    ) -> dict[SecretKeyRef, str]:
+        age = min(MAX_SECRET_AGE_SECONDS, SECRET_AGE_INTERVALS * polling_interval_seconds)
+        values = {}
+        for ref in refs:
+            values[ref] = await self.secrets.get(
+                (namespace, ref), functools.partial(kube.secret_value, namespace, ref), age
+            )
+        return values
+
+    def forget_secrets(self, namespace: str, refs: tuple[SecretKeyRef, ...]) -> None:
+        for ref in refs:
+            self.secrets.forget((namespace, ref))
 
 
 async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> DeploymentState:
@@ -92,6 +125,7 @@ class Autoscaler:
     # from tick to tick (a jitter would change the status, and cost a write, at steady state).
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
     desired_for: tuple[Any, dict[str, Any]] | None = None  # (generation, the Deployment it builds)
+    shared: Shared | None = None  # None: every read is this QueueConsumer's own
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -135,9 +169,12 @@ class Autoscaler:
 
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
+        refs = spec.backlog.secret_refs()
         try:
-            secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
+            secrets = await self._secret_values(namespace, refs, spec.polling_interval_seconds)
             reader = spec.backlog.reader(secrets, self.google_tokens)
+            if self.shared is not None and isinstance(reader, RabbitMQBacklog):
+                reader = reader.shared(self.shared.listings, spec.polling_interval_seconds)
             started = time.monotonic()
             try:
                 timeout = request_timeout_seconds(spec.polling_interval_seconds)
@@ -147,6 +184,8 @@ class Autoscaler:
         except (SourceError, SecretError) as error:
             source_error = str(error)
             self.metrics.source_errors.labels(**labels).inc()
+            if self.shared is not None:  # the credentials may have been rotated: read them anew
+                self.shared.forget_secrets(namespace, refs)
 
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
         pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []
@@ -163,6 +202,13 @@ class Autoscaler:
             workers=workers,
             known_deletion_costs={p.name: p.deletion_cost for p in pods},
         )
+
+    async def _secret_values(
+        self, namespace: str, refs: tuple[SecretKeyRef, ...], polling_interval_seconds: float
+    ) -> dict[SecretKeyRef, str]:
+        if self.shared is None:
+            return await self.kube.secret_values(namespace, refs)
+        return await self.shared.secret_values(self.kube, namespace, refs, polling_interval_seconds)
 
     async def apply(self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan) -> None:
         # Idle pods first: the costs are set before the ReplicaSet picks which pods to delete.
