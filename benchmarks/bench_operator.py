@@ -1,8 +1,13 @@
 """`make bench-operator`: N QueueConsumers (default 500) on the local apiserver with a 15 s interval.
 
-Measures, for a real `qc-operator run` process: its CPU and RSS at steady state, the operator's API writes
-per minute at steady state (target 0), and the time from a backlog appearing in RabbitMQ to the
-Deployment's new replica count (target: the polling interval + 2 s).
+Measures, for a real `qc-operator run` process: its CPU and RSS at steady state, the operator's API reads
+and writes per minute at steady state (writes: target 0), and the time from a backlog appearing in
+RabbitMQ to the Deployment's new replica count (target: the polling interval + 2 s). `--consumers N` for
+the other sizes (README, "The operator at scale").
+
+Reads are the apiserver's own count (its /metrics, apiserver_request_total) of GET and LIST requests for
+the kinds the operator reads, over the steady window: nothing else reads them then (the benchmark only
+watches, kube-controller-manager works from its informers).
 
 Writes are counted from watches on QueueConsumers and Deployments. Every change to a QueueConsumer is the
 operator's (nothing else writes them here); a Deployment change is the operator's when its spec or
@@ -61,6 +66,35 @@ def consumer(name: str, queue: str) -> dict[str, Any]:
             "scaling": {"pollingIntervalSeconds": INTERVAL_SECONDS, "messagesPerReplica": 10},
         },
     }
+
+
+OPERATOR_READ_KINDS = {
+    "secrets",
+    "deployments",
+    "pods",
+    "queueconsumers",
+    "serviceaccounts",
+    "services",
+    "poddisruptionbudgets",
+}
+
+
+def api_reads(kube: KubeControlPlane) -> float:
+    """GET and LIST requests the apiserver has served for the kinds the operator reads, so far."""
+    text = kube.api("GET", "/metrics").decode()
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            item.split("=", 1)
+            for item in line[line.index("{") + 1 : line.rindex("}")].split(",")
+            if "=" in item
+        )
+        verb, resource = labels.get("verb", "").strip('"'), labels.get("resource", "").strip('"')
+        if verb in ("GET", "LIST") and resource in OPERATOR_READ_KINDS:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
@@ -232,10 +266,16 @@ def main(argv: list[str] | None = None) -> int:
             counter.start()
             time.sleep(1)
             counter.reset()
+            reads_before = api_reads(kube)
+            load_before = os.getloadavg()[0]
             cpu_before, started = cpu_seconds(operator.pid), time.monotonic()
             time.sleep(args.steady_seconds)
             elapsed = time.monotonic() - started
             cpu = (cpu_seconds(operator.pid) - cpu_before) / elapsed
+            reads_per_minute = (api_reads(kube) - reads_before) * 60 / elapsed
+            load = (load_before + os.getloadavg()[0]) / 2
+            ticks = args.consumers * elapsed / INTERVAL_SECONDS
+            cpu_ms_per_tick = cpu * elapsed * 1000 / ticks
             steady_count = counter.operator_writes  # before the backlog: what follows is the scale-up's
             writes_per_minute = steady_count * 60 / elapsed
             controller_per_minute = counter.controller_status_writes * 60 / elapsed
@@ -258,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"all worker Deployments created after   {ready_after:6.1f} s")
             print(f"controller caught up with them after   {settled_after:6.1f} s")
             print(f"operator CPU at steady state           {cpu * 100:6.1f} % of one core")
+            print(f"operator CPU per QueueConsumer per tick {cpu_ms_per_tick:5.2f} ms")
             print(f"operator RSS (peak)                    {rss:6.1f} MiB ({peak:.1f})")
+            print(f"operator API reads per minute, steady  {reads_per_minute:6.1f}")
             print(f"operator API writes per minute, steady {writes_per_minute:6.1f}   (target 0)")
             print(
                 f"kube-controller-manager status writes  {controller_per_minute:6.1f}   per minute (not ours)"
@@ -268,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(target <= {INTERVAL_SECONDS + 2} s)"
             )
             print(f"operator writes for that one scale-up  {scale_writes:6d}   (scale + status)")
+            print(f"machine load average (1 min) meanwhile {load:6.1f}   on {os.cpu_count()} CPUs")
         finally:
             if operator is not None:
                 stop_process_group(operator.pid)
