@@ -260,11 +260,18 @@ def main(argv: list[str] | None = None) -> int:
                 interval_seconds=2,
             )
             settled_after = time.monotonic() - create_started
-            time.sleep(2 * INTERVAL_SECONDS)  # every daemon has ticked (and written its first status) by now
-
             counter = WriteCounter(api_client)
             counter.start()
-            time.sleep(1)
+            # The operator's first round (children, each QueueConsumer's first status) is over once a whole
+            # interval and a margin pass without a write from it: on a loaded machine that is long after the
+            # Deployments exist, and measuring before it would count the end of the creation as steady.
+            quiet_since, last_seen = time.monotonic(), -1
+            deadline = time.monotonic() + CREATE_TIMEOUT_SECONDS
+            while time.monotonic() - quiet_since < INTERVAL_SECONDS + 5 and time.monotonic() < deadline:
+                time.sleep(1)
+                if counter.operator_writes != last_seen:
+                    quiet_since, last_seen = time.monotonic(), counter.operator_writes
+            quiet_after = time.monotonic() - create_started
             counter.reset()
             reads_before = api_reads(kube)
             load_before = os.getloadavg()[0]
@@ -297,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"## Operator with {args.consumers} QueueConsumers, polling interval {INTERVAL_SECONDS} s")
             print(f"all worker Deployments created after   {ready_after:6.1f} s")
             print(f"controller caught up with them after   {settled_after:6.1f} s")
+            print(f"operator quiet (no writes) after       {quiet_after:6.1f} s")
             print(f"operator CPU at steady state           {cpu * 100:6.1f} % of one core")
             print(f"operator CPU per QueueConsumer per tick {cpu_ms_per_tick:5.2f} ms")
             print(f"operator RSS (peak)                    {rss:6.1f} MiB ({peak:.1f})")
