@@ -96,7 +96,11 @@ async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, messag
         others = [c.to_dict() for c in previous.conditions if c.type != "Ready"]
         meta = body["metadata"]
         conditions = [c.to_dict() for c in wanted] + others
-        await memo.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions})
+        try:
+            await memo.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions})
+        except Exception:
+            memo.not_ready.pop(key, None)  # not written: the next attempt reports it again
+            raise
         kopf.warn(body, reason=reason, message=message)
 
 
@@ -186,8 +190,11 @@ async def scale(
             reason = errors.ready_reason(error)
             if reason is not None:
                 memo.metrics.reconciled(namespace, name, "invalid")
-                await report_not_ready(memo, body, reason, str(error))
-                autoscaler.last_status = None  # Ready=False was written: compare with the status anew
+                autoscaler.last_status = None  # Ready=False is written: compare with the status anew
+                try:
+                    await report_not_ready(memo, body, reason, str(error))
+                except Exception:  # an API hiccup while reporting: the next tick reports it again
+                    logger.exception("could not report %s", reason)
             else:  # an API hiccup: counted, retried next tick
                 memo.metrics.reconciled(namespace, name, "error")
                 if repr(error) != last_unexpected:

@@ -176,7 +176,7 @@ def create_many(admin: client.ApiClient, namespace: str, queue: str, count: int)
 
 
 @pytest.mark.timeout(1500)  # 1,000 QueueConsumers through two operators on a shared 2-core machine
-def test_two_shards_split_a_thousand_queue_consumers_and_a_moved_one_is_picked_up_once(
+def test_two_shards_split_a_thousand_queue_consumers_with_no_overlap_and_no_gap(
     admin: client.ApiClient, kube: KubeControlPlane, tmp_path: Path
 ) -> None:
     # No Secret: every QueueConsumer is handled (Ready=False, SecretMissing, and a tick per interval), but
@@ -200,14 +200,24 @@ def test_two_shards_split_a_thousand_queue_consumers_and_a_moved_one_is_picked_u
             assert all(owner(uids[n], {}, 2) == index for n in names_handled), "not the owner by hash"
         print(f"shard 0: {len(handled[0])} QueueConsumers, shard 1: {len(handled[1])}")
 
-        # Move one of shard 0's to shard 1 by its label: shard 0 lets go (its daemon stops, its series go),
-        # shard 1 picks it up, and from then on only shard 1 ticks it.
-        moved = sorted(handled[0])[0]
+
+def test_a_queue_consumer_moved_to_another_shard_by_its_label_is_picked_up_there_once(
+    admin: client.ApiClient, kube: KubeControlPlane, tmp_path: Path
+) -> None:
+    namespace = new_namespace(admin, "shard")
+    uids = create_many(admin, namespace, "orders", 6)
+    moved = next(name for name, uid in uids.items() if owner(uid, {}, 2) == 0)
+    shards = [{"QC_SHARD_INDEX": str(i), "QC_SHARD_COUNT": "2"} for i in range(2)]
+    with operators(kube, tmp_path, *shards) as (zero, one):
+        wait_until(lambda: moved in zero.reconciled(namespace), 120, "shard 0 to tick its QueueConsumer")
+        assert moved not in one.reconciled(namespace)
+        # Its label moves it to shard 1: shard 0 lets go (its daemon stops, its series go), shard 1 picks it
+        # up, and from then on only shard 1 ticks it.
         labels = {"metadata": {"labels": {api.SHARD_LABEL: "1"}}}
         client.CustomObjectsApi(admin).patch_namespaced_custom_object(
             api.GROUP, api.VERSION, namespace, api.PLURAL, moved, labels
         )
-        wait_until(lambda: moved in one.reconciled(namespace), 60, "shard 1 to pick the moved one up")
+        wait_until(lambda: moved in one.reconciled(namespace), 120, "shard 1 to pick the moved one up")
         wait_until(lambda: moved not in zero.reconciled(namespace), 60, "shard 0 to let the moved one go")
         ticks = one.reconciled(namespace)[moved]
         wait_until(lambda: one.reconciled(namespace)[moved] > ticks, 60, "shard 1 to tick it again")
