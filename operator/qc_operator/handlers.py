@@ -9,6 +9,7 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import dataclasses
 import logging
@@ -19,7 +20,7 @@ import aiohttp
 import kopf
 
 from qc_common import api
-from qc_operator import errors, sharding, status
+from qc_operator import builders, errors, sharding, status
 from qc_operator import spec as spec_module
 from qc_operator.gcp import GoogleTokens
 from qc_operator.kube import DeploymentState, Kube, make_api_client
@@ -32,6 +33,7 @@ RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
+API_THREADS = 32  # threads for Kubernetes calls (each call blocks one while it waits)
 
 
 @kopf.on.startup()
@@ -46,6 +48,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     settings.peering.stealth = True  # no log line per heartbeat
     memo.settings = own
     memo.shard = sharding.Shard(own.shard_index, own.shard_count)
+    # Every Kubernetes call runs in a thread (the client is synchronous); asyncio's default pool has
+    # cpu_count + 4 threads, which at startup makes thousands of QueueConsumers' children wait in line.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="kube")
+    )
     memo.kube = Kube(make_api_client(own.kubeconfig))
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
@@ -148,6 +155,15 @@ def latest(
     return next(iter(store), None) if store is not None else None
 
 
+async def pause(stopped: kopf.DaemonStopped, seconds: float) -> None:
+    try:
+        await stopped.wait(seconds)
+    except TimeoutError as cancelled:
+        # Python 3.11's asyncio.wait_for (under kopf's wait) can report this daemon's cancellation at
+        # shutdown as a TimeoutError: it is a cancellation, and ends the daemon as one.
+        raise asyncio.CancelledError() from cancelled
+
+
 def plain_body(body: kopf.Body) -> dict[str, Any]:
     """A tick's own copy of the body, without metadata.managedFields: the largest part of the body, read
     by nothing here, and copied 5,000 times per interval in a large operator."""
@@ -171,6 +187,10 @@ async def scale(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     last_unexpected = ""  # an unexpected error is logged in full once, and again only when it changes
     parsed_for: tuple[Any, spec_module.QueueConsumerSpec] | None = None  # (generation, its parsed spec)
+    if latest(worker_deployments, namespace, builders.worker_name(name)) is None:
+        # New: the create handler is making the children right now. A tick at once would find no
+        # Deployment and make them too, doubling the API calls of a creation (of thousands at a time).
+        await pause(stopped, FIRST_TICK_INTERVAL_SECONDS)
     while not stopped:
         interval = FIRST_TICK_INTERVAL_SECONDS
         plain = plain_body(body)
@@ -200,12 +220,7 @@ async def scale(
                 if repr(error) != last_unexpected:
                     logger.exception("scaling tick failed (logged again only when the error changes)")
                 last_unexpected = repr(error)
-        try:
-            await stopped.wait(interval)
-        except TimeoutError as cancelled:
-            # Python 3.11's asyncio.wait_for (under kopf's wait) can report this daemon's cancellation at
-            # shutdown as a TimeoutError: it is a cancellation, and ends the daemon as one.
-            raise asyncio.CancelledError() from cancelled
+        await pause(stopped, interval)
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
         memo.metrics.forget(namespace, name)
         memo.not_ready.pop((namespace, name), None)
