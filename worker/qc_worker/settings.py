@@ -35,6 +35,7 @@ class WorkerSettings:
     log_level: str = "INFO"
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
     pubsub_subscription: str = ""
@@ -106,6 +107,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("log_level", worker_env.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
     ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
     ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
+    (
+        "tracing",
+        worker_env.TRACING,
+        "OpenTelemetry spans per task attempt, in the publisher's trace (needs the 'tracing' extra; "
+        "OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME... configure them)",
+    ),
     ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
     ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),
     (

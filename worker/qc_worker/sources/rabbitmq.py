@@ -27,6 +27,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
 from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
@@ -211,7 +212,9 @@ class RabbitMQSource:
         assert self._channel is not None
         incoming: AbstractIncomingMessage = delivery.handle
         properties = {name: getattr(incoming, name) for name in rules.PROPERTIES}
-        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, headers)
+        # Ours, and a trace context for a message that came without one (`tracing.carried`).
+        extra = {**tracing.carried(), **headers}
+        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, extra)
         message = aio_pika.Message(body=incoming.body, **fields)
         exchange = (
             self._channel.default_exchange
