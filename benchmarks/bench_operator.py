@@ -34,6 +34,7 @@ from typing import Any
 import aio_pika
 import yaml
 from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 
 from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
@@ -96,6 +97,21 @@ def api_reads(kube: KubeControlPlane) -> float:
         if verb in ("GET", "LIST") and resource in OPERATOR_READ_KINDS:
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def create_retrying(custom: client.CustomObjectsApi, body: dict[str, Any], attempts: int = 5) -> None:
+    """Create a QueueConsumer; an apiserver overloaded by thousands of them may time out (504), and one
+    that timed out may have been created all the same (409 on the retry)."""
+    for attempt in range(attempts):
+        try:
+            custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
+            return
+        except ApiException as error:
+            if error.status == 409 and attempt:
+                return
+            if error.status not in (429, 500, 503, 504) or attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -230,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             names = [*(f"c{i:04d}" for i in range(args.consumers - 1)), "probe"]
             for name in names:
                 body = consumer(name, "probe" if name == "probe" else "idle")
-                custom.create_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, api.PLURAL, body)
+                create_retrying(custom, body)
             env = {
                 **os.environ,
                 "KUBECONFIG": str(kube.admin_kubeconfig),
