@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 create_timeout_seconds,
                 f"the operator to create {args.consumers} worker Deployments",
                 interval_seconds=1,
+                retry_on=(ApiException,),  # the apiserver may time out while thousands are created
             )
             ready_after = time.monotonic() - create_started
             wait_until(
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 create_timeout_seconds,
                 "kube-controller-manager to catch up with the new Deployments",
                 interval_seconds=2,
+                retry_on=(ApiException,),
             )
             settled_after = time.monotonic() - create_started
             counter = WriteCounter(api_client)
