@@ -23,7 +23,7 @@ from qc_common import api
 from qc_operator import builders, errors, sharding, status
 from qc_operator import spec as spec_module
 from qc_operator.gcp import GoogleTokens
-from qc_operator.kube import API_CONNECTIONS, DeploymentState, Kube, make_api_client
+from qc_operator.kube import DeploymentState, Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
 from qc_operator.reconcile import Autoscaler, Shared, ensure_children
 from qc_operator.settings import OperatorSettings
@@ -33,7 +33,7 @@ RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
-API_THREADS = API_CONNECTIONS  # threads for Kubernetes calls (each call blocks one while it waits)
+API_THREADS = 32  # threads for Kubernetes calls (each call blocks one while it waits)
 
 
 @kopf.on.startup()

@@ -60,18 +60,12 @@ class WorkerPod:
 def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """From `kubeconfig`, else $KUBECONFIG, else the pod's in-cluster credentials."""
     path = kubeconfig or os.environ.get("KUBECONFIG")
-    configuration = client.Configuration()
     if path:
-        config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    # One connection per thread making calls (handlers.API_THREADS): with fewer, urllib3 discards and
-    # re-opens TLS connections all the time.
-    configuration.connection_pool_maxsize = API_CONNECTIONS
+        api_client: client.ApiClient = config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
+        return api_client
+    configuration = client.Configuration()
+    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
-
-
-API_CONNECTIONS = 32
 
 
 REPLACE_ATTEMPTS = 3  # a Deployment read again after a conflict, before leaving it to the next tick
