@@ -145,7 +145,8 @@ class WriteCounter:
 
     def _watch(self, list_fn: Any, *args: Any) -> None:
         deployments = list_fn == self.apps.list_namespaced_deployment
-        listed = list_fn(*args)
+        # The first list may time out on an apiserver busy with thousands of new objects: retried.
+        listed = wait_until(lambda: list_fn(*args), 300, "the list to watch from", retry_on=(ApiException,))
         if not isinstance(listed, dict):
             listed = self.apps.api_client.sanitize_for_serialization(listed)
         seen = {item["metadata"]["name"]: item for item in listed["items"]}

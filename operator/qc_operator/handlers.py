@@ -9,7 +9,6 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import copy
 import dataclasses
 import logging
@@ -33,7 +32,6 @@ RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
-API_THREADS = 32  # threads for Kubernetes calls (each call blocks one while it waits)
 
 
 @kopf.on.startup()
@@ -48,11 +46,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     settings.peering.stealth = True  # no log line per heartbeat
     memo.settings = own
     memo.shard = sharding.Shard(own.shard_index, own.shard_count)
-    # Every Kubernetes call runs in a thread (the client is synchronous); asyncio's default pool has
-    # cpu_count + 4 threads, which at startup makes thousands of QueueConsumers' children wait in line.
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(API_THREADS, thread_name_prefix="kube")
-    )
     memo.kube = Kube(make_api_client(own.kubeconfig))
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
