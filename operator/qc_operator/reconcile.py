@@ -4,12 +4,11 @@ Invoked from `handlers`: `ensure_children` on create/update/resume, `Autoscaler.
 per-object daemon every polling interval. A tick is three steps: `observe` (every read: the Deployment,
 Secrets, the backlog, the workers' metrics), the pure `plan.plan` (the target, the status and the Events),
 and `apply` (every write: pod-deletion costs first, then the Deployment's scale, then the status).
-What many QueueConsumers would each read every tick is read once for all of them (`SharedReads`).
+What many QueueConsumers would each read every tick is read once for all of them (`Shared`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,24 +18,17 @@ from typing import Any
 import aiohttp
 
 from qc_common import api
-from qc_operator import builders, plan, scaling, status
+from qc_operator import budget, builders, plan, scaling, status
 from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMissing, SourceError
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
-from qc_operator.sources.base import GoogleTokenSource, SecretKeyRef
+from qc_operator.sources.base import GoogleTokenSource
 from qc_operator.sources.rabbitmq import QueueListings, RabbitMQBacklog
-from qc_operator.sources.shared import SharedReads
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
 log = logging.getLogger(__name__)
-# A Secret's value is read again after this many of the reader's polling intervals (at most
-# MAX_SECRET_AGE_SECONDS), or at once when the source refused it: a rotated credential is in use within a
-# few ticks, and QueueConsumers sharing a Secret read it once for all. (Watching Secrets would need
-# list/watch on every Secret, which the operator is deliberately not granted.)
-SECRET_AGE_INTERVALS = 4
-MAX_SECRET_AGE_SECONDS = 60.0
 
 
 @dataclass
@@ -44,22 +36,6 @@ class Shared:
     """What the operator reads once for many QueueConsumers: one per process, in kopf's memo."""
 
     listings: QueueListings = field(default_factory=QueueListings)  # RabbitMQ, one per broker and vhost
-    secrets: SharedReads[str] = field(default_factory=SharedReads)  # (namespace, SecretKeyRef) -> value
-
-    async def secret_values(
-        self, kube: Kube, namespace: str, refs: tuple[SecretKeyRef, ...], polling_interval_seconds: float
-    ) -> dict[SecretKeyRef, str]:
-        age = min(MAX_SECRET_AGE_SECONDS, SECRET_AGE_INTERVALS * polling_interval_seconds)
-        values = {}
-        for ref in refs:
-            values[ref] = await self.secrets.get(
-                (namespace, ref), functools.partial(kube.secret_value, namespace, ref), age
-            )
-        return values
-
-    def forget_secrets(self, namespace: str, refs: tuple[SecretKeyRef, ...]) -> None:
-        for ref in refs:
-            self.secrets.forget((namespace, ref))
 
 
 async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> DeploymentState:
@@ -74,7 +50,21 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
         raise ServiceAccountMissing(f"ServiceAccount {named!r} (spec.worker.serviceAccountName) not found")
     await kube.ensure_exists(builders.metrics_service(body), uid)
     await kube.ensure_exists(builders.pod_disruption_budget(body), uid)
+    await ensure_rate_share(kube, body, spec)
     return await ensure_deployment(kube, body, spec)
+
+
+async def ensure_rate_share(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
+    """With a rate limit, the pods' ConfigMap exists before the pods that mount it: the first share is
+    the budget split among the replicas the Deployment starts with. Later shares are the ticks' to write."""
+    rate = spec.worker.max_messages_per_second
+    meta = body["metadata"]
+    name = builders.rate_limit_name(meta["name"])
+    if rate is None or await kube.config_map_value(meta["namespace"], name, api.RATE_LIMIT_KEY, meta["uid"]):
+        return
+    replicas = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
+    share = budget.share_of(rate, int(replicas) if isinstance(replicas, int) else 1)
+    await kube.apply_config_map(builders.rate_limit_config_map(body, budget.share_text(share)), meta["uid"])
 
 
 def desired_deployment(body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
@@ -141,7 +131,7 @@ class Autoscaler:
         the_plan = plan.plan(
             spec, observed, self.state, self.last_status, now, time.time(), status.now_rfc3339()
         )
-        await self.apply(meta["namespace"], meta["name"], spec, the_plan)
+        await self.apply(meta["namespace"], meta["name"], spec, the_plan, body)
         self.state = the_plan.state
         return the_plan.events
 
@@ -169,9 +159,10 @@ class Autoscaler:
 
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
-        refs = spec.backlog.secret_refs()
         try:
-            secrets = await self._secret_values(namespace, refs, spec.polling_interval_seconds)
+            # Read at most once per interval, and once for all the consumers naming the same Secret.
+            refs, interval = spec.backlog.secret_refs(), spec.polling_interval_seconds
+            secrets = await self.kube.secret_values(namespace, refs, max_age_seconds=interval)
             reader = spec.backlog.reader(secrets, self.google_tokens)
             if self.shared is not None and isinstance(reader, RabbitMQBacklog):
                 reader = reader.shared(self.shared.listings, spec.polling_interval_seconds)
@@ -184,12 +175,16 @@ class Autoscaler:
         except (SourceError, SecretError) as error:
             source_error = str(error)
             self.metrics.source_errors.labels(**labels).inc()
-            if self.shared is not None:  # the credentials may have been rotated: read them anew
-                self.shared.forget_secrets(namespace, refs)
 
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
         pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []
         endpoints = {p.name: p.metrics_url for p in pods if p.metrics_url and not p.terminating}
+        share_text = None
+        if spec.worker.max_messages_per_second is not None:  # what the pods' ConfigMap says now
+            share_name = builders.rate_limit_name(name)
+            share_text = await self.kube.config_map_value(
+                namespace, share_name, api.RATE_LIMIT_KEY, meta["uid"]
+            )
         samples = await scrape_workers(self.session, endpoints) if endpoints else {}
         workers = summarize(samples, self.estimator, time.monotonic())
         return plan.Observed(
@@ -201,23 +196,24 @@ class Autoscaler:
             source_error=source_error,
             workers=workers,
             known_deletion_costs={p.name: p.deletion_cost for p in pods},
+            pods_present=len(pods),
+            rate_share_text=share_text,
         )
 
-    async def _secret_values(
-        self, namespace: str, refs: tuple[SecretKeyRef, ...], polling_interval_seconds: float
-    ) -> dict[SecretKeyRef, str]:
-        if self.shared is None:
-            return await self.kube.secret_values(namespace, refs)
-        return await self.shared.secret_values(self.kube, namespace, refs, polling_interval_seconds)
-
-    async def apply(self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan) -> None:
+    async def apply(
+        self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan, body: dict[str, Any]
+    ) -> None:
+        # The share first: a scale-out waits for the pods to report the lowered one (`budget`), and new pods
+        # start with what the ConfigMap holds.
+        if the_plan.write_rate_share and the_plan.rate_share_text is not None:
+            config_map = builders.rate_limit_config_map(body, the_plan.rate_share_text)
+            await self.kube.apply_config_map(config_map, body["metadata"]["uid"])
         # Idle pods first: the costs are set before the ReplicaSet picks which pods to delete.
         for pod, cost in the_plan.deletion_costs.items():
             await self.kube.set_deletion_cost(namespace, pod, cost)
         if the_plan.scales:
             await self.kube.scale(namespace, builders.worker_name(name), the_plan.target)
-            direction = "up" if the_plan.target > the_plan.current else "down"
-            self.metrics.scale_events.labels(namespace=namespace, consumer=name, direction=direction).inc()
+            self.metrics.scaled(namespace, name, spec, the_plan)
             log.info("%s/%s: %s", namespace, name, the_plan.status.last_scale_reason)
         self.metrics.record(namespace, name, spec, the_plan)
         if the_plan.write_status:

@@ -43,7 +43,7 @@ def test_keep_keda_behaviour_is_exactly_the_hpa_compatible_policy() -> None:
     assert any("the operator falls back at the first failed read" in note for note in notes)
 
 
-def test_keep_keda_behaviour_says_what_preset_hpa_does_not_take() -> None:
+def test_keep_keda_behaviour_carries_a_custom_cooldown_and_behavior_in_scaling_hpa() -> None:
     raw = {
         "cooldownPeriod": 60,
         "pollingInterval": 5,
@@ -51,18 +51,23 @@ def test_keep_keda_behaviour_says_what_preset_hpa_does_not_take() -> None:
             "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 15}}}
         },
     }
-    scaling_raw, notes = section(raw, keep=True)
+    scaling_raw, _ = section(raw, keep=True)
     assert scaling_raw["pollingIntervalSeconds"] == 5
-    text = "\n".join(notes)
-    assert "cooldownPeriod 60: preset hpa keeps KEDA's default 300 s" in text
-    assert "preset hpa keeps the HPA's default behavior" in text
-    # A behavior equal to the HPA's defaults is no loss: no note.
+    assert scaling_raw["hpa"]["cooldownSeconds"] == 60
+    assert scaling_raw["hpa"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 15
+    parsed = spec.parse_policy(scaling_raw)
+    expected_down = scaling.ScalingRules(15, scaling.HPA_SCALE_DOWN.policies)
+    assert parsed == scaling.hpa_compatible(
+        0, 100, 20.0, cooldown_seconds=60.0, scale_down=expected_down, fallback_replicas=None
+    )
+    # What equals KEDA's and the HPA's defaults is left to the preset: no scaling.hpa at all.
     same = {
+        "cooldownPeriod": 300,
         "advanced": {
             "horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}}
-        }
+        },
     }
-    assert not any("default behavior;" in note for note in section(same, keep=True)[1])
+    assert "hpa" not in section(same, keep=True)[0]
 
 
 def test_a_behavior_direction_is_filled_with_the_hpas_defaults_not_ours() -> None:
@@ -161,8 +166,10 @@ def test_pause_annotations_become_ours_and_scale_in_pause_disables_scale_down() 
     assert parsed.scale_up.select_policy == "Max"
 
 
-def test_keep_keda_behaviour_cannot_pause_one_direction_and_says_so() -> None:
-    scaling_raw, notes = section({}, keep=True, annotations={policy.KEDA_PAUSED_SCALE_OUT: "true"})
+def test_keep_keda_behaviour_pauses_one_direction_as_kedas_hpa_would() -> None:
+    scaling_raw, _ = section({}, keep=True, annotations={policy.KEDA_PAUSED_SCALE_OUT: "true"})
     assert "behavior" not in scaling_raw
-    assert any("preset hpa has no selectPolicy to disable" in note for note in notes)
-    assert not any("default behavior;" in note for note in notes)
+    parsed = spec.parse_policy(scaling_raw)
+    assert parsed.scale_up.select_policy == "Disabled"
+    assert parsed.scale_up.policies == scaling.HPA_SCALE_UP.policies
+    assert parsed.scale_down == scaling.HPA_SCALE_DOWN

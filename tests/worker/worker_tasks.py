@@ -93,3 +93,16 @@ async def fail_twice_async(message: qc_worker.Message) -> None:
 async def fail_with_detail(message: qc_worker.Message) -> None:
     """Raises with the body's "detail" as the error text (a long, multi-byte dead-letter detail)."""
     raise RuntimeError(message.json().get("detail", ""))
+
+
+@qc_worker.task(max_messages_per_second=5)
+async def limited_async(message: qc_worker.Message) -> None:
+    """At most 5 starts a second in one worker, whatever its share of a fleet's limit."""
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(str(message.json()["id"]))
+
+
+async def stamped_async(message: qc_worker.Message) -> None:
+    """Records "<id> <unix time>" when it finishes: tests count completions over time windows."""
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(f"{message.json()['id']} {time.time():.3f}")

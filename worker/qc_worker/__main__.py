@@ -37,7 +37,7 @@ def build_source(settings: WorkerSettings) -> Source:
         return PubSubSource(
             settings.pubsub_project, settings.pubsub_subscription, settings.pubsub_dead_letter_topic
         )
-    from qc_worker.sources.rabbitmq import RabbitMQSource
+    from qc_worker.sources.rabbitmq import RabbitMQSource, TlsFiles
 
     return RabbitMQSource(
         settings.rabbitmq_url,
@@ -46,6 +46,12 @@ def build_source(settings: WorkerSettings) -> Source:
         settings.concurrency,
         declare_queue=settings.rabbitmq_declare_queue,
         queue_arguments=settings.queue_arguments(),
+        tls=TlsFiles(
+            settings.rabbitmq_ca_file,
+            settings.rabbitmq_client_cert_file,
+            settings.rabbitmq_client_key_file,
+            settings.rabbitmq_server_name,
+        ),
     )
 
 

@@ -3,10 +3,10 @@
 Two mappings. By default the QueueConsumer keeps what the user wrote (replica bounds, the trigger's target
 and activation, pollingInterval, cooldownPeriod, the HPA behavior, fallback) and takes our defaults for the
 rest, which adds the drain-time target. With `keep_keda_behaviour` it is `scaling.preset: hpa`: KEDA + the
-HPA with their defaults (AverageValue target, tolerance 0.1, cooldown 300 s, the HPA's default behavior),
-polled as often as the HPA syncs. KEDA's defaults are the ones KEDA documents
-(reference/scaledobject-spec.md); the HPA's come from `qc_operator.scaling`. Called by `convert.consumer`;
-pure.
+HPA (AverageValue target, tolerance 0.1), with the ScaledObject's cooldownPeriod and behavior in
+`scaling.hpa` where they differ from KEDA's and the HPA's defaults, polled as often as the HPA syncs.
+KEDA's defaults are the ones KEDA documents (reference/scaledobject-spec.md); the HPA's come from
+`qc_operator.scaling`. Called by `convert.consumer`; pure.
 """
 
 from __future__ import annotations
@@ -159,12 +159,7 @@ def scaling_section(
     behavior = hpa_behavior(hpa_config.get("behavior") or {})
     paused_in = str(annotations.get(KEDA_PAUSED_SCALE_IN, "")).lower() == "true"
     paused_out = str(annotations.get(KEDA_PAUSED_SCALE_OUT, "")).lower() == "true"
-    if keep_keda_behaviour and (paused_in or paused_out):
-        notes.append(
-            "autoscaling.keda.sh/paused-scale-in or -out: preset hpa has no selectPolicy to disable; convert "
-            "without --keep-keda-behaviour to carry it over, or pause with queueconsumer.io/paused"
-        )
-    elif paused_in or paused_out:
+    if paused_in or paused_out:
         _pause_directions(behavior, paused_in, paused_out, notes)
     polling = spec.get("pollingInterval")
     cooldown = spec.get("cooldownPeriod")
@@ -215,8 +210,8 @@ def _keep(
     # every sync. One interval serves both here: the more frequent, as the HPA's numbers need.
     section["pollingIntervalSeconds"] = int(min(keda_polling, scalers.HPA_SYNC_SECONDS))
     notes.append(
-        f"scaling.preset hpa: KEDA + the HPA (tolerance {scaling.HPA_TOLERANCE}, cooldown "
-        f"{scaling.KEDA_COOLDOWN_SECONDS:g} s, the HPA's default behavior)"
+        f"scaling.preset hpa: KEDA + the HPA (tolerance {scaling.HPA_TOLERANCE}; cooldown "
+        f"{scaling.KEDA_COOLDOWN_SECONDS:g} s and the HPA's default behavior except where scaling.hpa says)"
     )
     if keda_polling > scalers.HPA_SYNC_SECONDS:
         notes.append(
@@ -224,18 +219,16 @@ def _keep(
             f"every {keda_polling:g} s only to wake from zero, the HPA read the metric every "
             f"{scalers.HPA_SYNC_SECONDS:g} s"
         )
+    # scaling.hpa holds only what differs from KEDA's and the HPA's defaults, which the preset fills in.
+    hpa: dict[str, Any] = {}
     if cooldown is not None and _whole(cooldown, "cooldownPeriod", 0) != scaling.KEDA_COOLDOWN_SECONDS:
-        notes.append(
-            f"cooldownPeriod {cooldown}: preset hpa keeps KEDA's default "
-            f"{scaling.KEDA_COOLDOWN_SECONDS:g} s; convert without --keep-keda-behaviour to carry it over"
-        )
+        hpa["cooldownSeconds"] = _whole(cooldown, "cooldownPeriod", 0)
     defaults = {direction: _rules(rules) for direction, rules in _DIRECTIONS.items()}
     changed = {d: rules for d, rules in behavior.items() if rules != defaults[d]}
     if changed:
-        notes.append(
-            f"behavior {changed}: preset hpa keeps the HPA's default behavior; convert without "
-            "--keep-keda-behaviour to carry it over"
-        )
+        hpa["behavior"] = changed
+    if hpa:
+        section["hpa"] = hpa
 
 
 def _ours(

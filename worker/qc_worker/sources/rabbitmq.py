@@ -12,6 +12,13 @@ body, properties and typed headers kept, the attempt count signed into the messa
 original is acked: a crash in between makes a duplicate, never a loss. A retry holds its delivery through
 its backoff, so the prefetch slot stays taken (`retry_holds_delivery`). RabbitMQ closes a channel whose
 delivery stays unacked past `consumer_timeout` (30 min by default): keep task time limits below it.
+
+`amqps://` URLs verify the broker against the CA file given (else the system's) and show the client
+certificate given; the context is built when the runtime connects (at start-up: aio-pika's own
+reconnections reuse it), so certificates rotated in the mounted Secret are used from the pod's next
+start. A failed handshake is a ConnectionError naming its cause (certificate verify failed, hostname
+mismatch, client certificate wanted): the runtime logs it, answers /readyz 503 and retries with backoff,
+as for a broker that is down.
 """
 
 from __future__ import annotations
@@ -19,14 +26,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import urllib.parse
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from qc_common import tls as common_tls
 from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
@@ -39,6 +49,24 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for amqps:// ("": not given): the CA, the client certificate and key; the server name."""
+
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    server_name: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        return common_tls.client_context(
+            ca_file=self.ca_file or None,
+            cert_file=self.client_cert_file or None,
+            key_file=self.client_key_file or None,
+            server_name=self.server_name or None,
+        )
 
 
 async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
@@ -67,8 +95,10 @@ class RabbitMQSource:
         prefetch: int,
         declare_queue: bool = False,
         queue_arguments: dict[str, Any] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._url = url
+        self._tls = tls or TlsFiles()
         self._user = urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
         self._key = rules.signing_key(url)
         self.queue_name = queue
@@ -101,7 +131,17 @@ class RabbitMQSource:
         return bool(connection and connection.connected.is_set() and channel and not channel.is_closed)
 
     async def connect(self) -> None:
-        connection = await aio_pika.connect_robust(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
+        context = self._tls.context() if self._url.startswith("amqps://") else None
+        try:
+            connection = await aio_pika.connect_robust(
+                self._url, timeout=CONNECT_TIMEOUT_SECONDS, ssl_context=context
+            )
+        except Exception as error:
+            given = bool(self._tls.client_cert_file)
+            failure = common_tls.describe_failure(error, given) if context is not None else None
+            if failure is None:
+                raise
+            raise ConnectionError(failure) from error
         try:
             self._channel = await connection.channel(publisher_confirms=True)
             await self._channel.set_qos(prefetch_count=self._prefetch)
@@ -119,6 +159,26 @@ class RabbitMQSource:
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
+
+    async def set_prefetch(self, count: int) -> bool:
+        """Let the broker push at most `count` messages (the runtime's window while rate limited). RabbitMQ
+        applies a consumer's prefetch when it starts, so the consumer is replaced: what the old one delivered
+        (up to its cancel-ok, aiormq hands over every delivery before it) stays ours and is settled as usual;
+        the new one gets `count` more once those are settled. False when it failed (the runtime asks again).
+        """
+        if self._channel is None or self._queue is None:
+            return False
+        try:
+            await self._channel.set_qos(prefetch_count=count)
+            if self._consumer_tag is not None:
+                await self._queue.cancel(self._consumer_tag)
+                self._consumer_tag = None
+            self._consumer_tag = await self._queue.consume(self._inbox.put, no_ack=False)
+        except Exception as error:  # the connection is down: asked again on the next receive
+            log.warning("could not change the prefetch to %d: %s", count, error)
+            return False
+        self._prefetch = count
+        return True
 
     async def _exists(self, connection: AbstractRobustConnection, kind: str, name: str) -> bool:
         """A passive check on a channel of its own: a missing entity closes the channel that asked."""
