@@ -97,6 +97,8 @@ def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
         {"name": worker_env.TASK_TIME_LIMIT_SECONDS, "value": str(w.task_time_limit_seconds)},
         {"name": worker_env.MAX_DELIVERY_ATTEMPTS, "value": str(w.max_delivery_attempts)},
         {"name": worker_env.DRAIN_GRACE_SECONDS, "value": str(w.effective_drain_grace_seconds)},
+        {"name": worker_env.MAX_TASKS_PER_CHILD, "value": str(w.max_tasks_per_child)},
+        {"name": worker_env.MAX_MEMORY_PER_CHILD_MIB, "value": str(w.max_memory_per_child_mib)},
         {"name": worker_env.METRICS_PORT, "value": str(api.WORKER_METRICS_PORT)},
         *spec.source.worker_environment(),
         *(

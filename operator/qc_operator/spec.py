@@ -28,6 +28,8 @@ class WorkerSpec:
     task_time_limit_seconds: int
     max_delivery_attempts: int
     drain_grace_seconds: int | None = None  # None: the task time limit
+    max_tasks_per_child: int = 0  # 0: a pool process is never replaced for its task count
+    max_memory_per_child_mib: int = 0  # 0: ... nor for its resident memory
     image_pull_policy: str | None = None
     service_account_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
@@ -168,6 +170,8 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
         concurrency=int(w["concurrency"]),
         task_time_limit_seconds=int(w["taskTimeLimitSeconds"]),
         max_delivery_attempts=int(w["maxDeliveryAttempts"]),
+        max_tasks_per_child=int(w["maxTasksPerChild"]),
+        max_memory_per_child_mib=int(w["maxMemoryPerChildMiB"]),
         drain_grace_seconds=int(w["drainGraceSeconds"]) if w.get("drainGraceSeconds") is not None else None,
         image_pull_policy=w.get("imagePullPolicy"),
         service_account_name=w.get("serviceAccountName"),

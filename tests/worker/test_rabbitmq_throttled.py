@@ -45,6 +45,7 @@ def test_a_throttled_worker_leaves_the_waiting_messages_in_the_broker(
     assert 0 < done <= 2 * elapsed + 1, f"{done} done in {elapsed:.0f} s: the share did not hold the worker"
 
     share.write_text("")  # lifted: the whole window again, and the rest done at full speed
-    wait_until(lambda: queue_counts(rabbitmq, queue)[0] == 16, 30, "the prefetch to grow back to 16")
+    # Unthrottled: the window and the one message prefetched beyond it (QC_RABBITMQ_PREFETCH_EXTRA).
+    wait_until(lambda: queue_counts(rabbitmq, queue)[0] == 17, 30, "the prefetch to grow back to 17")
     wait_until(lambda: set(ids) <= set(completions(records)), 120, "every message to be processed")
     assert worker.terminate() == 0

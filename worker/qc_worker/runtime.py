@@ -99,7 +99,10 @@ class Runtime:
         self.throttle = Throttle(
             task.options.max_messages_per_second, settings.rate_limit_file, self._slot_freed.set, metrics
         )
-        self._prefetch = self.capacity  # what the source was told it may push (RabbitMQ's prefetch)
+        # What the source was told it may push (RabbitMQ's prefetch): the window plus the messages prefetched
+        # beyond it, so a free slot starts at once; kept when a rate limit is lifted again.
+        self._prefetch_extra = settings.rabbitmq_prefetch_extra
+        self._prefetch = settings.rabbitmq_prefetch
 
     # --- lifecycle ---
     def request_stop(self) -> None:
@@ -351,7 +354,9 @@ class Runtime:
         """How many messages to hold now; a broker that pushes is told too, so the rest stay with it."""
         window = self.throttle.window(self.capacity)
         if isinstance(self.source, AdjustablePrefetch):
-            wanted = rate_limit.prefetch_to_set(self._prefetch, window)
+            # Throttled, a message beyond the window would only wait for a token: none is prefetched then.
+            extra = self._prefetch_extra if window >= self.capacity else 0
+            wanted = rate_limit.prefetch_to_set(self._prefetch, window + extra)
             if wanted is not None and await self.source.set_prefetch(wanted):
                 self._prefetch = wanted
         return window

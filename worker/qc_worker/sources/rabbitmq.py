@@ -1,4 +1,4 @@
-"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window.
+"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window + 1.
 
 The queue is checked passively by default, so a quorum queue or one with `x-message-ttl`,
 `x-max-length` or `x-dead-letter-exchange` is consumed as it is; `--rabbitmq-declare-queue` declares it
