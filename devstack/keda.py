@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from devstack import binaries
+from devstack import binaries, netns
 from devstack.kube import KubeControlPlane
 from devstack.process import ManagedProcess, free_port
 
@@ -48,7 +48,10 @@ def ensure_built() -> dict[str, Path]:
         # KEDA's own release stamps the version without the "v".
         ldflags = f"-s -w -X={MODULE}/version.Version={OPERATOR.version.removeprefix('v')}"
         subprocess.run(
-            [_go(), "build", "-ldflags", ldflags, "-o", f"{out_dir}/", *(t.package for t in missing)],
+            # From inside the stack's network namespace the module proxy is reached from the host's.
+            netns.host_command(
+                [_go(), "build", "-ldflags", ldflags, "-o", f"{out_dir}/", *(t.package for t in missing)]
+            ),
             cwd=KEDA_DIR,
             env={**os.environ, "GOFLAGS": "-mod=mod"},
             check=True,
@@ -62,16 +65,9 @@ def _go() -> str:
 
 
 def module_dir() -> Path:
-    """Where the Go module cache holds KEDA's source (its CRDs are in config/crd/bases)."""
-    listing = subprocess.run(
-        [_go(), "list", "-m", "-json", MODULE],
-        cwd=KEDA_DIR,
-        env={**os.environ, "GOFLAGS": "-mod=mod"},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(json.loads(listing.stdout)["Dir"])
+    """Where the Go module cache holds KEDA's source (its CRDs are in config/crd/bases); read offline."""
+    cache = subprocess.run([_go(), "env", "GOMODCACHE"], check=True, capture_output=True, text=True)
+    return Path(cache.stdout.strip()) / f"{MODULE}@{OPERATOR.version}"
 
 
 def _openssl(*args: str) -> None:
