@@ -278,7 +278,12 @@ def scenario_rows(
     settings: Settings, arrivals: traces.Arrivals, measured: list[keda_report.Row]
 ) -> list[keda_report.Row]:
     """The simulator's rows for the same arrivals, with the pod start-up the run measured."""
-    startup = [r.first_ready_seconds for r in measured if r.first_ready_seconds is not None]
+    # Pod start-up as measured on this node: the first replica asked for -> ready.
+    startup = [
+        r.first_ready_seconds - r.first_scale_seconds
+        for r in measured
+        if r.first_ready_seconds is not None and r.first_scale_seconds is not None
+    ]
     scenario = Scenario(
         throughput_per_replica=settings.throughput_per_replica,
         startup_seconds=float(np.median(startup)) if startup else 20.0,
@@ -313,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = None
     try:
         for service in services:
+            started.append(service)  # stopped even if it fails half-way (a node's containerd may run)
             service.start()
-            started.append(service)
         e2e.install_chart(helm, kube.admin_kubeconfig, workdir)
         bench = Bench(kube, services[2], settings)
         e2e.wait_for_operator(bench.core)

@@ -52,6 +52,7 @@ class Row:
     replica_seconds: float
     scale_events: int
     reversals: int
+    first_scale_seconds: float | None  # first message -> the first replica asked for (0 -> 1)
     first_ready_seconds: float | None  # first message -> first ready replica
     drained_seconds: float | None  # first message -> last message done
     back_to_zero_seconds: float | None  # first message -> no replica left, after the drain
@@ -70,6 +71,7 @@ def measured_row(side: str, wait_seconds: Sequence[float], done_seconds: float, 
     waits_ = np.asarray(wait_seconds, dtype=np.float64) if wait_seconds else np.zeros(1)
     replica_seconds = sum(a.replicas * (b.seconds - a.seconds) for a, b in itertools.pairwise(samples))
     events, reversals = moves([s.replicas for s in samples])
+    first_scale = next((s.seconds for s in samples if s.replicas > 0), None)
     first_ready = next((s.seconds for s in samples if s.ready > 0), None)
     zero = next((s.seconds for s in samples if s.seconds >= done_seconds and s.replicas == 0), None)
     return Row(
@@ -81,6 +83,7 @@ def measured_row(side: str, wait_seconds: Sequence[float], done_seconds: float, 
         replica_seconds,
         events,
         reversals,
+        first_scale,
         first_ready,
         done_seconds,
         zero,
@@ -109,6 +112,7 @@ def _row_of(side: str, run: Run) -> Row:
     wait = waits(run)
     events, reversals = moves(run.replicas)
     first = int(np.nonzero(run.arrivals)[0][0]) if np.any(run.arrivals) else 0  # times from the first message
+    asked = np.nonzero(run.replicas > 0)[0]
     ready = np.nonzero(run.ready > 0)[0]
     done = np.nonzero(run.departures > 0)[0]
     drained = float(done[-1] + 1 - first) if len(done) else None
@@ -124,6 +128,7 @@ def _row_of(side: str, run: Run) -> Row:
         float(np.sum(run.replicas)),
         events,
         reversals,
+        float(asked[0] - first) if len(asked) else None,
         float(ready[0] - first) if len(ready) else None,
         drained,
         zero,
@@ -140,6 +145,7 @@ def table(rows: list[Row]) -> str:
         "replica-s",
         "events",
         "reversals",
+        "0->1 s",
         "1st ready s",
         "drained s",
         "zero s",
@@ -158,6 +164,7 @@ def table(rows: list[Row]) -> str:
             f"{r.replica_seconds:.0f}",
             str(r.scale_events),
             str(r.reversals),
+            at(r.first_scale_seconds),
             at(r.first_ready_seconds),
             at(r.drained_seconds),
             at(r.back_to_zero_seconds),

@@ -51,7 +51,7 @@ def test_measured_row_integrates_replicas_and_finds_first_ready_and_zero() -> No
     samples = [Sample(0, 0, 0), Sample(10, 2, 0), Sample(20, 2, 1), Sample(30, 0, 0), Sample(40, 0, 0)]
     row = keda_report.measured_row("keda-default", [1.0, 2.0, 30.0], 25.0, samples)
     assert row.replica_seconds == 40.0  # 2 replicas from 10 s to 30 s
-    assert (row.first_ready_seconds, row.back_to_zero_seconds) == (20, 30)
+    assert (row.first_scale_seconds, row.first_ready_seconds, row.back_to_zero_seconds) == (10, 20, 30)
     assert (row.scale_events, row.reversals, row.max_wait_seconds) == (2, 1, 30.0)
 
 
