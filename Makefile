@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/local/go/bin
 
 .PHONY: help bootstrap test test-fast lint demo stack-up stack-down stack-status bench-worker bench-operator \
-        bench-simulator bench-keda bench-pod-memory manifests clean
+        bench-simulator bench-keda bench-pod-memory manifests dashboards scan clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -54,6 +54,12 @@ bench-keda: bootstrap ## ours beside the real KEDA + HPA on real pods, same mess
 
 manifests: bootstrap ## regenerate manifests/ from the Helm chart
 	$(PY) -m devstack.manifests
+
+scan: bootstrap ## configuration scan (checkov, offline) of the rendered chart and the Dockerfile
+	$(VENV)/bin/pytest -q tests/chart/test_config_scan.py
+
+dashboards: bootstrap ## regenerate the chart's Grafana dashboards (files/dashboards/) with Grafana's Python SDK
+	$(PY) -m devstack.dashboards
 
 clean:
 	rm -rf .stack out .mypy_cache .ruff_cache .pytest_cache

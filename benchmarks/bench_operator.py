@@ -9,6 +9,11 @@ operator's (nothing else writes them here); a Deployment change is the operator'
 metadata changed (a new generation, labels or annotations), and kube-controller-manager's when only its
 status did — those are counted apart, and the measurement starts once the controller has caught up with
 the new Deployments (it works through them at its own API rate limit).
+
+Reads are the apiserver's own count (apiserver_request_total, GET and LIST of resources) over the same
+window, leases (leader election) and non-resource paths (health checks, this script's /metrics) left out.
+At steady state the controllers read from their watches; the apiserver itself reads the `kubernetes`
+endpoints every 10 s (6 a minute); the rest is the operator's, Secrets (one GET per Secret per interval).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 import aio_pika
 import yaml
 from kubernetes import client, config, watch
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
@@ -153,6 +159,23 @@ async def publish(url: str, queue: str, count: int) -> None:
             await channel.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=queue)
 
 
+def api_reads(api_client: client.ApiClient) -> dict[str, float]:
+    """GETs and LISTs of resources the apiserver has served so far, by resource (leases left out)."""
+    method, url, headers, body, _ = api_client.param_serialize(
+        "GET", "/metrics", auth_settings=["BearerToken"]
+    )
+    reply: Any = api_client.call_api(method, url, headers, body)
+    reply.read()
+    reads: dict[str, float] = {}
+    for family in text_string_to_metric_families(reply.data.decode()):
+        for sample in family.samples:
+            resource, verb = sample.labels.get("resource", ""), sample.labels.get("verb")
+            counted = resource not in ("", "leases")
+            if sample.name == "apiserver_request_total" and verb in ("GET", "LIST") and counted:
+                reads[resource] = reads.get(resource, 0.0) + sample.value
+    return reads
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_operator",
@@ -232,9 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             counter.start()
             time.sleep(1)
             counter.reset()
+            reads_before = api_reads(api_client)
             cpu_before, started = cpu_seconds(operator.pid), time.monotonic()
             time.sleep(args.steady_seconds)
             elapsed = time.monotonic() - started
+            reads = {k: v - reads_before.get(k, 0.0) for k, v in api_reads(api_client).items()}
             cpu = (cpu_seconds(operator.pid) - cpu_before) / elapsed
             steady_count = counter.operator_writes  # before the backlog: what follows is the scale-up's
             writes_per_minute = steady_count * 60 / elapsed
@@ -260,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"operator CPU at steady state           {cpu * 100:6.1f} % of one core")
             print(f"operator RSS (peak)                    {rss:6.1f} MiB ({peak:.1f})")
             print(f"operator API writes per minute, steady {writes_per_minute:6.1f}   (target 0)")
+            per_minute = {k: v * 60 / elapsed for k, v in reads.items() if v}
+            print(f"API reads per minute, steady           {sum(per_minute.values()):6.1f}   (GET+LIST)")
+            print(f"  of which Secrets                     {per_minute.get('secrets', 0.0):6.1f}")
+            print("  by resource: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_minute.items())))
             print(
                 f"kube-controller-manager status writes  {controller_per_minute:6.1f}   per minute (not ours)"
             )

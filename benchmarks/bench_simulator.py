@@ -2,7 +2,9 @@
 
 Prints, per trace and scenario, both rows side by side and the verdict against the target (at least 30%
 lower p95 wait at no more replica-seconds, or at least 20% fewer replica-seconds at no worse p95; no more
-reversals), then the time a 24-hour trace at 1 s resolution takes. Plots go to out/simulator/.
+reversals), then the time a 24-hour trace at 1 s resolution takes. Plots go to out/simulator/. Traces with
+a `downstream` column (an outage, a rate-limited API) add what the downstream got: the retries sent to it,
+the messages dead-lettered, the replicas, and the time to drain after it recovered.
 """
 
 from __future__ import annotations
@@ -40,20 +42,39 @@ def verdict(ours: Summary, keda: Summary) -> str:
     return f"p95 wait x{p95:.2f}, replica-seconds x{cost:.2f}, {reversals}: {status}"
 
 
+def downstream_line(ours: Summary, keda: Summary) -> str:
+    retries = ours.retries / max(keda.retries, 1e-9)
+    dead = ours.dead_letters / max(keda.dead_letters, 1e-9)
+
+    def drain(summary: Summary) -> str:
+        seconds = summary.drain_after_recovery_seconds
+        return "-" if seconds is None else f"{seconds:.0f} s"
+
+    return (
+        f"downstream: retries sent x{retries:.2f}, dead letters x{dead:.2f}, most replicas while it failed "
+        f"{ours.max_replicas_while_failing:.0f} vs {keda.max_replicas_while_failing:.0f}, drain after "
+        f"recovery {drain(ours)} vs {drain(keda)}"
+    )
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     met = total = 0
     for path in sorted(TRACES.glob("*.csv")):
         arrivals = traces.from_csv(path)
+        accepted = traces.downstream_from_csv(path)
         for name, scenario in SCENARIOS.items():
-            runs = run_both(arrivals, scenario, messages_per_replica=100)
-            ours, keda = (summarize(run) for run in runs)
-            line = verdict(ours, keda)
-            met += line.endswith(": MET")
-            total += 1
+            runs = run_both(arrivals, scenario, messages_per_replica=100, accepted_per_second=accepted)
+            ours, keda = (summarize(run, downstream=accepted is not None) for run in runs)
+            if accepted is None:
+                line = verdict(ours, keda)
+                met += line.endswith(": MET")
+                total += 1
+            else:  # the wait target does not apply: a message dead-lettered early leaves the queue early
+                line = downstream_line(ours, keda)
             print(f"\n## {path.stem} — {name}\n{table([ours, keda])}\n{line}")
             plot(runs, OUT / f"{path.stem}-lag{scenario.metric_lag_seconds}.png", f"{path.stem}, {name}")
-    print(f"\ntarget met on {met} of {total} trace/scenario pairs")
+    print(f"\ntarget met on {met} of {total} trace/scenario pairs (those without a downstream)")
 
     day = traces.from_csv(TRACES / "diurnal-24h.csv")
     started = time.perf_counter()

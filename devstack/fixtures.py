@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from devstack import binaries
+from devstack.certificates import make_certificates
 from devstack.kube import KubeControlPlane
 from devstack.process import log_tail, running
 from devstack.services import Prometheus, PubSubEmulator, RabbitMQ
 
-STACK_FIXTURES = frozenset({"stack_dir", "kube", "rabbitmq", "pubsub_emulator", "prometheus", "helm_binary"})
+STACK_FIXTURES = frozenset(
+    {"stack_dir", "kube", "rabbitmq", "rabbitmq_tls", "pubsub_emulator", "prometheus", "helm_binary"}
+)
 _started: list[KubeControlPlane | RabbitMQ | PubSubEmulator | Prometheus] = []
 
 
@@ -49,6 +52,15 @@ def kube(stack_dir: Path) -> Iterator[KubeControlPlane]:
 @pytest.fixture(scope="session")
 def rabbitmq(stack_dir: Path) -> Iterator[RabbitMQ]:
     yield from running(RabbitMQ(stack_dir / "rabbitmq"), _started)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_tls(stack_dir: Path) -> Iterator[RabbitMQ]:
+    """A second node with TLS listeners (amqps://, https:// management) that want a client certificate:
+    `rabbitmq_tls.tls` holds the CA, the server's and a client's certificate, made with openssl."""
+    certificates = make_certificates(stack_dir / "rabbitmq-tls-certificates")
+    broker = RabbitMQ(stack_dir / "rabbitmq-tls", tls=certificates, require_client_certificate=True)
+    yield from running(broker, _started)
 
 
 @pytest.fixture(scope="session")

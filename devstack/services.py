@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devstack.certificates import CertificateSet
 from devstack.polling import wait_until
 from devstack.process import ManagedProcess, free_port, port_open
 
@@ -22,7 +23,11 @@ RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
 @dataclass
 class RabbitMQ:
-    """A private RabbitMQ node (own name, ports, data and logs) with the management and Prometheus plugins."""
+    """A private RabbitMQ node (own name, ports, data and logs) with the management and Prometheus plugins.
+
+    With `tls`, TLS listeners too (amqps:// on `amqps_port`, https:// management on `management_tls_port`)
+    serving its server certificate, beside the plain ones; `require_client_certificate` makes both TLS
+    listeners refuse a client without a certificate the CA signed."""
 
     directory: Path
     amqp_port: int = 0
@@ -31,6 +36,36 @@ class RabbitMQ:
     user: str = "guest"  # the default user may only connect from loopback, which is all we use
     password: str = "guest"
     process: ManagedProcess | None = None
+    tls: CertificateSet | None = None
+    require_client_certificate: bool = False
+    amqps_port: int = 0
+    management_tls_port: int = 0
+
+    @property
+    def amqps_url(self) -> str:
+        return f"amqps://{self.user}:{self.password}@127.0.0.1:{self.amqps_port}/"
+
+    @property
+    def management_tls_url(self) -> str:
+        return f"https://127.0.0.1:{self.management_tls_port}"
+
+    def _tls_config(self) -> str:
+        if self.tls is None:
+            return ""
+        self.amqps_port, self.management_tls_port = free_port(), free_port()
+        verify = "verify_peer" if self.require_client_certificate else "verify_none"
+        required = str(self.require_client_certificate).lower()
+        files = {
+            "cacertfile": self.tls.ca_cert,
+            "certfile": self.tls.server_cert,
+            "keyfile": self.tls.server_key,
+        }
+        lines = [f"listeners.ssl.default = 127.0.0.1:{self.amqps_port}"]
+        for prefix in ("ssl_options", "management.ssl"):
+            lines += [f"{prefix}.{name} = {path}" for name, path in files.items()]
+            lines += [f"{prefix}.verify = {verify}", f"{prefix}.fail_if_no_peer_cert = {required}"]
+        lines += ["management.ssl.ip = 127.0.0.1", f"management.ssl.port = {self.management_tls_port}"]
+        return "\n".join(lines) + "\n"
 
     @property
     def amqp_url(self) -> str:
@@ -50,7 +85,7 @@ class RabbitMQ:
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
             f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
             f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
-            "collect_statistics_interval = 1000\nloopback_users = none\n"
+            "collect_statistics_interval = 1000\nloopback_users = none\n" + self._tls_config()
         )
         plugins = self.directory / "enabled_plugins"
         plugins.write_text("[rabbitmq_management,rabbitmq_prometheus].\n")
@@ -72,7 +107,9 @@ class RabbitMQ:
         self.process.wait_ready(self._management_answers, START_TIMEOUT_SECONDS)
 
     def _management_answers(self) -> bool:
-        return bool(self.api("GET", "/api/overview").get("node"))
+        # The management listener starts before the client listeners: wait for those too.
+        listeners = [self.amqp_port, *([self.amqps_port] if self.tls else [])]
+        return bool(self.api("GET", "/api/overview").get("node")) and all(map(port_open, listeners))
 
     def api(self, method: str, path: str, body: object | None = None) -> Any:
         """Call the management HTTP API as the admin user; returns decoded JSON (or {} for empty bodies)."""

@@ -6,7 +6,8 @@
 #   2. the Python virtual environment .venv with the pinned dependencies (constraints.txt);
 #   3. kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and helm, built from their Go
 #      modules (tools/*/go.mod) into ~/.cache/queue-consumer-operator (minutes the first time, cached);
-#   4. the node's images (devstack/image.py): a Debian base tagged as the Dockerfile's FROM, the pause
+#   4. checkov (the configuration scanner) in .venv-scan, and the Prometheus Operator's module (its CRDs);
+#   5. the node's images (devstack/image.py): a Debian base tagged as the Dockerfile's FROM, the pause
 #      image, and the project's image built from the Dockerfile with buildah (rebuilt when it changed).
 # The Pub/Sub emulator ships with the machine image's Google Cloud CLI and cannot be installed here.
 set -euo pipefail
@@ -50,7 +51,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   touch "$stamp"
 fi
 
+# The configuration scanner (checkov) in a venv of its own: its pins clash with ours (tools/checkov/).
+scan_stamp=.venv-scan/.installed
+if [ ! -f "$scan_stamp" ] || [ tools/checkov/requirements.txt -nt "$scan_stamp" ]; then
+  echo "bootstrap: creating .venv-scan with checkov (tools/checkov/requirements.txt)"
+  [ -x .venv-scan/bin/python ] || "$PYTHON" -m venv .venv-scan
+  .venv-scan/bin/python -m pip install -q --upgrade "pip==25.3"
+  .venv-scan/bin/python -m pip install -q -r tools/checkov/requirements.txt
+  touch "$scan_stamp"
+fi
+
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 .venv/bin/python -m devstack.binaries
+.venv/bin/python -m devstack.prometheus_operator  # the CRDs the chart tests install (tools/prometheus-operator)
 .venv/bin/python -m devstack.image
 echo "bootstrap: ready"

@@ -35,8 +35,11 @@ OPERATOR_DESIRED_REPLICAS: Final = f"{OPERATOR_PREFIX}_desired_replicas"
 OPERATOR_CURRENT_REPLICAS: Final = f"{OPERATOR_PREFIX}_current_replicas"
 OPERATOR_READY_REPLICAS: Final = f"{OPERATOR_PREFIX}_ready_replicas"
 OPERATOR_MAX_REPLICAS: Final = f"{OPERATOR_PREFIX}_max_replicas"
+# The spec's scaling.targetDrainSeconds, for dashboards to set the drain-time estimate against.
+OPERATOR_TARGET_DRAIN: Final = f"{OPERATOR_PREFIX}_target_drain_seconds"
 OPERATOR_THROUGHPUT: Final = f"{OPERATOR_PREFIX}_throughput_messages_per_second"
-OPERATOR_SCALE_EVENTS: Final = f"{OPERATOR_PREFIX}_scale_events_total"  # label: direction
+# labels: direction (up, down), reason (one of qc_operator.metrics.SCALE_REASONS, the sentence's kind)
+OPERATOR_SCALE_EVENTS: Final = f"{OPERATOR_PREFIX}_scale_events_total"
 OPERATOR_SOURCE_ERRORS: Final = f"{OPERATOR_PREFIX}_source_errors_total"  # label: source
 OPERATOR_SOURCE_LATENCY: Final = f"{OPERATOR_PREFIX}_source_request_duration_seconds"  # histogram
 OPERATOR_RECONCILES: Final = f"{OPERATOR_PREFIX}_reconciles_total"  # label: result

@@ -16,6 +16,9 @@ METRICS_PORT: Final = "QC_METRICS_PORT"
 LOG_LEVEL: Final = "QC_LOG_LEVEL"
 RETRY_BACKOFF_MIN_SECONDS: Final = "QC_RETRY_BACKOFF_MIN_SECONDS"
 RETRY_BACKOFF_MAX_SECONDS: Final = "QC_RETRY_BACKOFF_MAX_SECONDS"
+TRACING: Final = (
+    "QC_TRACING"  # "true": OpenTelemetry spans per task attempt (OTEL_* variables configure them)
+)
 
 PUBSUB_PROJECT: Final = "QC_PUBSUB_PROJECT"
 PUBSUB_SUBSCRIPTION: Final = "QC_PUBSUB_SUBSCRIPTION"
@@ -32,6 +35,10 @@ RABBITMQ_DECLARE_QUEUE: Final = (
 RABBITMQ_QUEUE_ARGUMENTS: Final = (
     "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
 )
+RABBITMQ_CA_FILE: Final = "QC_RABBITMQ_CA_FILE"  # PEM: the CA that signs the broker (amqps://)
+RABBITMQ_CLIENT_CERT_FILE: Final = "QC_RABBITMQ_CLIENT_CERT_FILE"  # PEM: a client certificate, if wanted
+RABBITMQ_CLIENT_KEY_FILE: Final = "QC_RABBITMQ_CLIENT_KEY_FILE"  # PEM: its private key
+RABBITMQ_SERVER_NAME: Final = "QC_RABBITMQ_SERVER_NAME"  # the name the broker's certificate carries
 
 # Read by Google's client libraries themselves: the emulator's address; a service-account key file.
 PUBSUB_EMULATOR_HOST: Final = "PUBSUB_EMULATOR_HOST"

@@ -1,10 +1,13 @@
-"""`qc-operator`: run the operator, or simulate scaling settings against a traffic trace."""
+"""`qc-operator`: run the operator, simulate scaling settings against a traffic trace, or convert KEDA
+ScaledObjects into QueueConsumers."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+
+from qc_operator.convert import cli as convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "simulate", help="replay a traffic trace through our scaler and KEDA + HPA", add_help=False
     )
+    convert.add_arguments(
+        commands.add_parser(
+            "convert",
+            help="write the QueueConsumer equivalent to KEDA ScaledObjects and the Deployments they scale",
+            description=convert.DESCRIPTION,
+        )
+    )
     return parser
 
 
@@ -33,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command == "convert":
+        return convert.run(args, sys.stdin, sys.stdout, sys.stderr)
     import kopf
 
     from qc_operator import handlers  # registers the handlers

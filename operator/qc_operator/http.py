@@ -2,19 +2,27 @@
 
 The one module that uses the aiohttp session; the source modules and `workers` are plain code on what
 these return. Failures of a source become a SourceError naming what was read (credentials never
-included); a worker pod that does not answer is left out of that scrape.
+included; a TLS failure named as `qc_common.tls` reads it: certificate verify failed, hostname mismatch,
+client certificate wanted); a worker pod that does not answer is left out of that scrape. A read with
+`tls` gets an SSL context built once per distinct CA / client certificate / server name and kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
+import ssl
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 
+from qc_common import tls as common_tls
 from qc_operator.errors import SourceError
+from qc_operator.sources.base import ClientTls
 from qc_operator.workers import PodSample, parse_pod_metrics
 
 MAX_REQUEST_TIMEOUT_SECONDS = 10.0
@@ -24,6 +32,35 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a backlog answer is a few KiB; a runaway
 MAX_METRICS_BYTES = 1024 * 1024  # a worker's /metrics page is a few KiB
 SCRAPE_TIMEOUT_SECONDS = 3.0
 CHUNK_BYTES = 64 * 1024
+TLS_CONTEXTS_KEPT = 256  # distinct CA / client-certificate sets; a rotated Secret makes a new one
+
+
+@functools.lru_cache(maxsize=TLS_CONTEXTS_KEPT)
+def tls_context(material: ClientTls) -> ssl.SSLContext:
+    """The client context for `material`. The ssl module loads a certificate chain only from files: the
+    client certificate and key are written to a private directory for the load, and removed at once."""
+    if not material.client_cert_pem:
+        return common_tls.client_context(ca_pem=material.ca_pem, server_name=material.server_name)
+    with tempfile.TemporaryDirectory(prefix="qc-tls-") as directory:  # mode 0700, ours only
+        cert_file, key_file = os.path.join(directory, "tls.crt"), os.path.join(directory, "tls.key")
+        for path, text in ((cert_file, material.client_cert_pem), (key_file, material.client_key_pem or "")):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(text)
+        return common_tls.client_context(
+            ca_pem=material.ca_pem, cert_file=cert_file, key_file=key_file, server_name=material.server_name
+        )
+
+
+def ssl_for(tls: ClientTls | None, what: str) -> ssl.SSLContext | bool:
+    """aiohttp's `ssl` argument: True (the system's CAs) without `tls`; SourceError for unusable PEM."""
+    if tls is None:
+        return True
+    try:
+        return tls_context(tls)
+    except (ssl.SSLError, ValueError) as error:  # ValueError: not PEM at all
+        raise SourceError(
+            f"{what}: the TLS CA or client certificate from the Secret cannot be used: {error}"
+        ) from error
 
 
 def request_timeout_seconds(polling_interval_seconds: float) -> float:
@@ -57,14 +94,17 @@ class JsonFetcher:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         basic_auth: tuple[str, str] | None = None,
+        tls: ClientTls | None = None,
     ) -> Any:
         auth = aiohttp.BasicAuth(*basic_auth) if basic_auth else None
+        context = ssl_for(tls, what)
         try:
             async with self._session.get(
                 url,
                 params=params,
                 headers=headers,
                 auth=auth,
+                ssl=context,
                 timeout=aiohttp.ClientTimeout(total=self._timeout_seconds),
             ) as reply:
                 if reply.status == 404:
@@ -81,7 +121,11 @@ class JsonFetcher:
         except TimeoutError as error:
             raise SourceError(f"{what}: no answer within {self._timeout_seconds:g} s") from error
         except aiohttp.ClientError as error:
-            raise SourceError(f"{what}: {type(error).__name__}: {error}") from error
+            failure = None
+            if url.startswith("https://"):
+                given = bool(tls and tls.client_cert_pem)
+                failure = common_tls.describe_failure(error, given)
+            raise SourceError(f"{what}: {failure or f'{type(error).__name__}: {error}'}") from error
         except ValueError as error:  # not JSON (or not UTF-8)
             raise SourceError(f"{what}: the answer is not JSON: {str(error)[:200]}") from error
 

@@ -7,7 +7,6 @@ when what we want differs from what is there, so a steady state makes no API wri
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import os
@@ -19,7 +18,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from qc_common import api
-from qc_operator.errors import ApiRejected, OwnershipConflict, SecretError
+from qc_operator import secrets
+from qc_operator.errors import ApiRejected, OwnershipConflict
 from qc_operator.sources.base import SecretKeyRef
 
 
@@ -104,24 +104,26 @@ class Kube:
         self.apps: Any = client.AppsV1Api(api_client)
         self.policy: Any = client.PolicyV1Api(api_client)
         self.custom: Any = client.CustomObjectsApi(api_client)
+        self.secrets = secrets.SecretCache(self._read_secret)  # one per process: shared by every consumer
 
-    async def secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+    async def _read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The Secret's data (key -> base64), None if it does not exist; only `self.secrets` calls it."""
         try:
-            secret: Any = await asyncio.to_thread(self.core.read_namespaced_secret, ref.name, namespace)
+            secret: Any = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
         except ApiException as error:
             if error.status == 404:
-                raise SecretError(f"Secret {ref.name!r} not found in namespace {namespace!r}") from error
+                return None
             raise
-        data = secret.data or {}
-        if ref.key not in data:
-            raise SecretError(f"Secret {ref.name!r} has no key {ref.key!r}")
-        try:
-            return base64.b64decode(data[ref.key]).decode()
-        except UnicodeDecodeError as error:
-            raise SecretError(f"Secret {ref.name!r} key {ref.key!r} is not UTF-8 text") from error
+        return dict(secret.data or {})
 
-    async def secret_values(self, namespace: str, refs: tuple[SecretKeyRef, ...]) -> dict[SecretKeyRef, str]:
-        return {ref: await self.secret_value(namespace, ref) for ref in refs}
+    async def secret_values(
+        self,
+        namespace: str,
+        refs: tuple[SecretKeyRef, ...],
+        max_age_seconds: float = secrets.DEFAULT_MAX_AGE_SECONDS,
+    ) -> dict[SecretKeyRef, str]:
+        """The keys' values, each Secret read at most once per `max_age_seconds` (`secrets.SecretCache`)."""
+        return {ref: await self.secrets.value(namespace, ref, max_age_seconds) for ref in refs}
 
     async def service_account_exists(self, namespace: str, name: str) -> bool:
         try:

@@ -20,6 +20,29 @@ from qc_operator.plan import Plan
 from qc_operator.spec import QueueConsumerSpec
 
 KEYS = ["namespace", "consumer"]
+# The scale events' `reason` label: what kind of decision moved the replicas (the full sentence is in the
+# status and the Kubernetes Event; a label must stay low-cardinality). Pairs that can happen, by direction.
+SCALE_REASONS = {
+    "up": ("activation", "backlog", "bounds", "fallback", "pause"),
+    "down": ("cooldown", "backlog", "bounds", "fallback", "pause"),
+}
+
+
+def scale_reason(the_plan: Plan, spec: QueueConsumerSpec) -> str:
+    """The kind of decision behind a scale: pause, fallback, the replica bounds, activation from zero,
+    cooldown to zero, or the backlog (the scaler's recommendation)."""
+    policy, current = spec.policy, the_plan.current
+    if the_plan.paused:
+        return "pause"
+    if the_plan.decision.fallback:
+        return "fallback"
+    if current > policy.max_replicas or 0 < current < policy.min_replicas:
+        return "bounds"
+    if current == 0:
+        return "activation"
+    if the_plan.target == 0 and not the_plan.decision.active:
+        return "cooldown"
+    return "backlog"
 
 
 class OperatorMetrics:
@@ -29,8 +52,8 @@ class OperatorMetrics:
         def gauge(name: str, text: str) -> Gauge:
             return Gauge(name, text, KEYS, registry=r)
 
-        def counter(name: str, text: str, extra: str) -> Counter:
-            return Counter(name.removesuffix("_total"), text, [*KEYS, extra], registry=r)
+        def counter(name: str, text: str, *extra: str) -> Counter:
+            return Counter(name.removesuffix("_total"), text, [*KEYS, *extra], registry=r)
 
         self.backlog = gauge(names.OPERATOR_BACKLOG, "Backlog last read from the source.")
         self.oldest_age = gauge(names.OPERATOR_OLDEST_MESSAGE_AGE, "Age of the oldest unacked message.")
@@ -39,12 +62,15 @@ class OperatorMetrics:
         self.ready = gauge(names.OPERATOR_READY_REPLICAS, "The Deployment's ready replicas.")
         self.max_replicas = gauge(names.OPERATOR_MAX_REPLICAS, "The spec's maxReplicas.")
         self.throughput = gauge(names.OPERATOR_THROUGHPUT, "Measured messages/s per fully busy replica.")
+        self.target_drain = gauge(names.OPERATOR_TARGET_DRAIN, "The spec's scaling.targetDrainSeconds.")
         self.fallback = gauge(names.OPERATOR_FALLBACK_ACTIVE, "1 while fallback replicas are in use.")
         self.paused = gauge(names.OPERATOR_PAUSED, "1 while scaling is paused by annotation.")
         self.downstream_failing = gauge(
             names.OPERATOR_DOWNSTREAM_FAILING, "1 while failing tasks hold scale-up back."
         )
-        self.scale_events = counter(names.OPERATOR_SCALE_EVENTS, "Replica changes made.", "direction")
+        self.scale_events = counter(
+            names.OPERATOR_SCALE_EVENTS, "Replica changes made.", "direction", "reason"
+        )
         self.source_errors = counter(names.OPERATOR_SOURCE_ERRORS, "Failed backlog reads.", "source")
         self.reconciles = counter(names.OPERATOR_RECONCILES, "Reconciles and scaling ticks.", "result")
         self.source_latency = Histogram(
@@ -58,6 +84,7 @@ class OperatorMetrics:
             self.ready,
             self.max_replicas,
             self.throughput,
+            self.target_drain,
             self.fallback,
             self.paused,
             self.downstream_failing,
@@ -70,9 +97,10 @@ class OperatorMetrics:
         rate() over, so they exist from the first tick. `source` is where the backlog is read from."""
         labels = {"namespace": namespace, "consumer": consumer, "source": source}
         self.source_errors.labels(**labels)
-        for direction in ("up", "down"):
-            self.scale_events.labels(namespace=namespace, consumer=consumer, direction=direction)
-            self._remember(namespace, consumer, self.scale_events, direction)
+        for direction, reasons in SCALE_REASONS.items():
+            for reason in reasons:
+                self.scale_events.labels(namespace, consumer, direction, reason)
+                self._remember(namespace, consumer, self.scale_events, direction, reason)
         self._remember(namespace, consumer, self.source_errors, source)
         self._remember(namespace, consumer, self.source_latency, source)
         return labels
@@ -81,8 +109,15 @@ class OperatorMetrics:
         self.reconciles.labels(namespace=namespace, consumer=consumer, result=result).inc()
         self._remember(namespace, consumer, self.reconciles, result)
 
-    def _remember(self, namespace: str, consumer: str, metric: MetricWrapperBase, extra: str) -> None:
-        self._series.setdefault((namespace, consumer), set()).add((metric, (namespace, consumer, extra)))
+    def scaled(self, namespace: str, consumer: str, spec: QueueConsumerSpec, the_plan: Plan) -> None:
+        """Count a scale the plan made, by direction and by the kind of decision behind it."""
+        direction = "up" if the_plan.target > the_plan.current else "down"
+        reason = scale_reason(the_plan, spec)
+        self.scale_events.labels(namespace, consumer, direction, reason).inc()
+        self._remember(namespace, consumer, self.scale_events, direction, reason)
+
+    def _remember(self, namespace: str, consumer: str, metric: MetricWrapperBase, *extra: str) -> None:
+        self._series.setdefault((namespace, consumer), set()).add((metric, (namespace, consumer, *extra)))
 
     def record(self, namespace: str, consumer: str, spec: QueueConsumerSpec, the_plan: Plan) -> None:
         """The gauges after a tick's plan was applied."""
@@ -98,6 +133,8 @@ class OperatorMetrics:
         self.current.labels(*keys).set(the_plan.target)
         self.ready.labels(*keys).set(state.ready_replicas)
         self.max_replicas.labels(*keys).set(spec.policy.max_replicas)
+        if spec.policy.target_drain_seconds is not None:
+            self.target_drain.labels(*keys).set(spec.policy.target_drain_seconds)
         self.fallback.labels(*keys).set(1 if the_plan.decision.fallback else 0)
         self.paused.labels(*keys).set(1 if the_plan.paused else 0)
         self.downstream_failing.labels(*keys).set(1 if the_plan.held_for_downstream else 0)

@@ -136,7 +136,9 @@ class Autoscaler:
         reading, source_error = None, ""
         labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
-            secrets = await self.kube.secret_values(namespace, spec.backlog.secret_refs())
+            # Read at most once per interval, and once for all the consumers naming the same Secret.
+            refs, interval = spec.backlog.secret_refs(), spec.polling_interval_seconds
+            secrets = await self.kube.secret_values(namespace, refs, max_age_seconds=interval)
             reader = spec.backlog.reader(secrets, self.google_tokens)
             started = time.monotonic()
             try:
@@ -170,8 +172,7 @@ class Autoscaler:
             await self.kube.set_deletion_cost(namespace, pod, cost)
         if the_plan.scales:
             await self.kube.scale(namespace, builders.worker_name(name), the_plan.target)
-            direction = "up" if the_plan.target > the_plan.current else "down"
-            self.metrics.scale_events.labels(namespace=namespace, consumer=name, direction=direction).inc()
+            self.metrics.scaled(namespace, name, spec, the_plan)
             log.info("%s/%s: %s", namespace, name, the_plan.status.last_scale_reason)
         self.metrics.record(namespace, name, spec, the_plan)
         if the_plan.write_status:

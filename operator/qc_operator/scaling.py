@@ -111,6 +111,8 @@ def hpa_compatible(
     fallback_replicas: int | None = None,
     scale_up: ScalingRules = HPA_SCALE_UP,
     scale_down: ScalingRules = HPA_SCALE_DOWN,
+    scale_up_tolerance: float | None = None,
+    scale_down_tolerance: float | None = None,
 ) -> ScalingPolicy:
     """KEDA + the HPA in one line: a ScaledObject with an AverageValue target of `messages_per_replica` and
     the HPA's `behavior` at its defaults (tolerance 0.1 both ways, the first recommendation recorded)."""
@@ -125,6 +127,8 @@ def hpa_compatible(
         scale_up=scale_up,
         scale_down=scale_down,
         fallback_replicas=fallback_replicas,
+        scale_up_tolerance=scale_up_tolerance,
+        scale_down_tolerance=scale_down_tolerance,
         initial_recommendation=True,
     )
 

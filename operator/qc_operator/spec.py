@@ -8,7 +8,7 @@ source parses its own settings (`qc_operator.sources`); this module parses the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,10 +83,24 @@ def _rules(raw: Mapping[str, Any], direction: str) -> scaling.ScalingRules:
     policies = raw.get("policies") or schema.default_at("scaling", "behavior", direction, "policies")
     return scaling.ScalingRules(
         stabilization_window_seconds=float(raw["stabilizationWindowSeconds"]),
-        policies=tuple(
-            scaling.RatePolicy(p["type"], int(p["value"]), float(p["periodSeconds"])) for p in policies
-        ),
+        policies=_rate_policies(policies),
         select_policy=raw["selectPolicy"],
+    )
+
+
+def _rate_policies(raw: Iterable[Mapping[str, Any]]) -> tuple[scaling.RatePolicy, ...]:
+    return tuple(scaling.RatePolicy(p["type"], int(p["value"]), float(p["periodSeconds"])) for p in raw)
+
+
+def _hpa_rules(raw: Mapping[str, Any], default: scaling.ScalingRules) -> scaling.ScalingRules:
+    """`scaling.hpa.behavior.<direction>`: each field left out is the HPA's default, as the HPA fills it."""
+    policies = raw.get("policies")
+    return scaling.ScalingRules(
+        stabilization_window_seconds=float(
+            raw.get("stabilizationWindowSeconds", default.stabilization_window_seconds)
+        ),
+        policies=_rate_policies(policies) if policies else default.policies,
+        select_policy=raw.get("selectPolicy", default.select_policy),
     )
 
 
@@ -98,12 +112,21 @@ def parse_policy(raw: Mapping[str, Any]) -> scaling.ScalingPolicy:
     if raw["preset"] == "hpa":
         if not raw.get("messagesPerReplica"):
             raise SpecError("scaling.preset hpa needs messagesPerReplica (the HPA's AverageValue target)")
+        hpa = raw.get("hpa") or {}
+        hpa_behavior = hpa.get("behavior") or {}
+        up = hpa_behavior.get("scaleUp") or {}
+        down = hpa_behavior.get("scaleDown") or {}
         policy = scaling.hpa_compatible(
             int(raw["minReplicas"]),
             int(raw["maxReplicas"]),
             float(raw["messagesPerReplica"]),
             activation_backlog=float(raw["activationBacklog"]),
             fallback_replicas=fallback,
+            cooldown_seconds=float(hpa.get("cooldownSeconds", scaling.KEDA_COOLDOWN_SECONDS)),
+            scale_up=_hpa_rules(up, scaling.HPA_SCALE_UP),
+            scale_down=_hpa_rules(down, scaling.HPA_SCALE_DOWN),
+            scale_up_tolerance=_optional_float(up.get("tolerance")),
+            scale_down_tolerance=_optional_float(down.get("tolerance")),
         )
         return _checked(policy)
     policy = scaling.ScalingPolicy(

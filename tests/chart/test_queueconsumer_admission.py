@@ -144,6 +144,16 @@ def _names_only_readable_secrets(
         "the RBAC grant to be seen",
     )
     assert created
+    # The TLS Secrets are mounted into the worker pods: naming them needs `get` on them too.
+    tls_body = queue_consumer("borrowed-ca", "q")
+    tls = {"caSecretRef": {"name": "their-ca"}, "clientCertSecretRef": {"name": "their-client"}}
+    tls_body["spec"]["source"]["rabbitmq"]["tls"] = tls
+    refusal = forbidden(
+        lambda: custom.create_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, tls_body
+        )
+    )
+    assert "(rabbitmq, rabbitmq, their-ca, their-client)" in refusal
 
 
 def test_allow_privileged_value_lets_host_access_through(

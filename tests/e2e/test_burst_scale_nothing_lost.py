@@ -100,12 +100,17 @@ def test_nothing_is_lost_through_kills_and_scale_down(run: tuple[RunResult, EndT
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
+    """Every panel's queries (rows' panels included; a row has none itself) and every annotation's."""
     queries = []
     for path in sorted(DASHBOARDS.glob("*.json")):
         dashboard = json.loads(path.read_text())
-        for panel in dashboard["panels"]:
-            for target in panel["targets"]:
+        panels = [p for top in dashboard["panels"] for p in (top, *top.get("panels", []))]
+        for panel in panels:
+            for target in panel.get("targets", []):
                 queries.append((f"{path.stem}: {panel['title']}", target["expr"]))
+        for annotation in dashboard.get("annotations", {}).get("list", []):
+            if "expr" in annotation:
+                queries.append((f"{path.stem}: annotation {annotation['name']}", annotation["expr"]))
     return queries
 
 

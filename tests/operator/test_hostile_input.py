@@ -121,6 +121,11 @@ def rejected_cases(base: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
             with_scaling(base, preset="hpa", messagesPerReplica=None),
             "preset hpa needs messagesPerReplica",
         ),
+        (
+            "scaling.hpa without the hpa preset",
+            with_scaling(base, hpa={"cooldownSeconds": 60}),
+            "scaling.hpa applies only with scaling.preset hpa",
+        ),
     ]
 
 

@@ -23,10 +23,17 @@ class Recorded:
         self.calls: list[dict[str, Any]] = []
 
     async def __call__(
-        self, url: str, *, what: str, params: Any = None, headers: Any = None, basic_auth: Any = None
+        self,
+        url: str,
+        *,
+        what: str,
+        params: Any = None,
+        headers: Any = None,
+        basic_auth: Any = None,
+        tls: Any = None,
     ) -> Any:
         self.calls.append(
-            {"url": url, "what": what, "params": params, "headers": headers, "auth": basic_auth}
+            {"url": url, "what": what, "params": params, "headers": headers, "auth": basic_auth, "tls": tls}
         )
         key = (params or {}).get("filter", url)
         for pattern, answer in self.answers.items():

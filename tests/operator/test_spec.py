@@ -115,6 +115,32 @@ def test_the_hpa_preset_is_exactly_keda_and_the_hpa_in_one_line() -> None:
         parse_policy({"preset": "hpa"})
 
 
+def test_the_hpa_preset_takes_a_scaledobjects_own_cooldown_and_behavior_field_by_field() -> None:
+    policy = parse_policy(
+        {
+            "preset": "hpa",
+            "messagesPerReplica": 10,
+            "hpa": {
+                "cooldownSeconds": 30,
+                "behavior": {
+                    "scaleUp": {"policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},
+                    "scaleDown": {"stabilizationWindowSeconds": 60, "tolerance": 0.05},
+                },
+            },
+        }
+    )
+    # Every field left out is the HPA's default, not this CRD's (scaleDown window 120 s here, the HPA's 300).
+    assert policy == scaling.hpa_compatible(
+        0,
+        10,
+        10.0,
+        cooldown_seconds=30.0,
+        scale_up=scaling.ScalingRules(0, (scaling.RatePolicy("Pods", 2, 60),)),
+        scale_down=scaling.ScalingRules(60, scaling.HPA_SCALE_DOWN.policies),
+        scale_down_tolerance=0.05,
+    )
+
+
 def test_each_direction_may_have_its_own_tolerance() -> None:
     policy = parse_policy({"tolerance": 0.3, "behavior": {"scaleUp": {"tolerance": 0.05}}})
     assert policy.scale_up_tolerance == 0.05

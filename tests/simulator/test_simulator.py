@@ -31,7 +31,7 @@ from qc_operator.simulator.scalers import (
         ("second,rate\n0,5\n10,-1\n", "line 2: negative rate -1.0"),
         ("0,5\n0,6\n", "line 2: seconds are not increasing"),
         ("0,5\n10,abc\n", "line 2: could not convert"),
-        ("1,2,3\n", "expected 1 column"),
+        ("1,2,3,4\n", "expected 1 column"),
         ("0,nan\n", "not a finite number"),
     ],
 )

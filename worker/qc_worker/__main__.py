@@ -11,6 +11,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from qc_worker import tracing
 from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime
@@ -36,7 +37,7 @@ def build_source(settings: WorkerSettings) -> Source:
         return PubSubSource(
             settings.pubsub_project, settings.pubsub_subscription, settings.pubsub_dead_letter_topic
         )
-    from qc_worker.sources.rabbitmq import RabbitMQSource
+    from qc_worker.sources.rabbitmq import RabbitMQSource, TlsFiles
 
     return RabbitMQSource(
         settings.rabbitmq_url,
@@ -45,6 +46,12 @@ def build_source(settings: WorkerSettings) -> Source:
         settings.concurrency,
         declare_queue=settings.rabbitmq_declare_queue,
         queue_arguments=settings.queue_arguments(),
+        tls=TlsFiles(
+            settings.rabbitmq_ca_file,
+            settings.rabbitmq_client_cert_file,
+            settings.rabbitmq_client_key_file,
+            settings.rabbitmq_server_name,
+        ),
     )
 
 
@@ -55,10 +62,10 @@ def build_executor(task: TaskSpec, concurrency: int) -> Executor:
     return ProcessExecutor(processes)
 
 
-async def serve(settings: WorkerSettings, task: TaskSpec) -> None:
+async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> None:
     metrics = WorkerMetrics(settings.source, task.name, settings.concurrency)
     runtime = Runtime(
-        settings, task, build_source(settings), build_executor(task, settings.concurrency), metrics
+        settings, task, build_source(settings), build_executor(task, settings.concurrency), metrics, traces
     )
     if (
         settings.source == "rabbitmq"
@@ -90,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     except TaskLoadError as error:
         log.error("cannot load the task: %s", error)
         return 2
+    try:
+        traces = tracing.configure(settings.tracing)
+    except tracing.TracingUnavailable as error:
+        log.error("cannot trace: %s", error)
+        return 2
     log.info(
         "starting",
         extra={
@@ -99,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    asyncio.run(serve(settings, task))
+    asyncio.run(serve(settings, task, traces))
     log.info("stopped")
     return 0
 

@@ -46,3 +46,4 @@ class Delivery:
     handle: Any  # the source's own: an ack_id for Pub/Sub, an IncomingMessage for RabbitMQ
     received_monotonic: float = field(default_factory=time.monotonic)
     settled: bool = False
+    span: Any = None  # its attempt's span while tracing is on (`qc_worker.tracing`), until it is settled

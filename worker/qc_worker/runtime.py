@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from qc_worker import tasks
+from qc_worker import tasks, tracing
 from qc_worker.batching import Batcher
 from qc_worker.executors import Executor, TaskCrashed, TimeLimitExceeded
 from qc_worker.leaser import Leaser
@@ -65,6 +65,7 @@ class Runtime:
         source: Source,
         executor: Executor,
         metrics: WorkerMetrics,
+        traces: tracing.Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.task = task
@@ -74,6 +75,7 @@ class Runtime:
         self.source = source
         self.executor = executor
         self.metrics = metrics
+        self.traces = traces or tracing.Tracing()  # off unless --tracing
         self.capacity = settings.concurrency
         # Flow control as the Pub/Sub client does it where a receive is a round trip: pause at full load,
         # resume below 80%, so a busy window pulls in batches. Where the broker pushes (RabbitMQ) a free
@@ -223,6 +225,7 @@ class Runtime:
         task.add_done_callback(self._running.discard)
 
     async def _process(self, deliveries: list[Delivery]) -> None:
+        self.traces.begin(deliveries, self.task.name, self.source.name)
         exhausted = [d for d in deliveries if d.message.delivery_attempt > self.limits.max_delivery_attempts]
         if exhausted:
             # Delivered more often than allowed though no attempt ended in a result: each one killed its
@@ -236,7 +239,8 @@ class Runtime:
         argument: Any = messages if self.task.is_batch else messages[0]
         started = time.monotonic()
         try:
-            await self.executor.run(self.task.function, argument, self.limits.time_limit_seconds)
+            with self.traces.running(deliveries):
+                await self.executor.run(self.task.function, argument, self.limits.time_limit_seconds)
         except asyncio.CancelledError:
             await self._settle_all(deliveries, self.source.release)  # stopped at the end of the grace period
             raise
@@ -252,12 +256,15 @@ class Runtime:
             # broker has it, the message is still ours only in the sense that a crash makes it come back.
             self._forget(deliveries)
             for delivery in deliveries:
-                if await self.source.ack(delivery):
+                with self.traces.settling(delivery, "ack"):
+                    acked = await self.source.ack(delivery)
+                if acked:
                     self.metrics.acked(duration, time.monotonic() - delivery.received_monotonic)
 
     async def _fail(self, deliveries: list[Delivery], reason: str, detail: str, started: float) -> None:
         duration = time.monotonic() - started
         log.warning("task failed", extra={"reason": reason, "detail": detail, "messages": len(deliveries)})
+        self.traces.failed(deliveries, reason, detail)
         for _ in deliveries:
             self.metrics.failed(reason, duration)
         # Where a retry hands the message back at once (Pub/Sub), a failed message frees its slot now;
@@ -278,7 +285,8 @@ class Runtime:
         attempts = self.limits.max_delivery_attempts
         if reason == "malformed" or delivery.message.delivery_attempt >= attempts:
             try:
-                await self.source.dead_letter(delivery, reason, detail)
+                with self.traces.settling(delivery, "dead_letter"):
+                    await self.source.dead_letter(delivery, reason, detail)
                 self.metrics.dead_lettered(reason)
                 return
             except Exception as error:  # no dead-letter destination, or it failed: keep the message
@@ -290,7 +298,8 @@ class Runtime:
             self._rng,
         )
         try:
-            await self.source.retry(delivery, delay)
+            with self.traces.settling(delivery, "retry"):
+                await self.source.retry(delivery, delay)
         except asyncio.CancelledError:
             # Stopped in its backoff at the end of the grace period: back at once, the failure counted.
             with contextlib.suppress(Exception):
@@ -303,7 +312,7 @@ class Runtime:
         self, deliveries: list[Delivery], settle: Callable[[Delivery], Awaitable[None]]
     ) -> None:
         for delivery in deliveries:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception), self.traces.settling(delivery, "release"):
                 await settle(delivery)
             self.metrics.nacked()
         self._forget(deliveries)

@@ -35,6 +35,7 @@ class WorkerSettings:
     log_level: str = "INFO"
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
     pubsub_subscription: str = ""
@@ -47,6 +48,10 @@ class WorkerSettings:
     rabbitmq_dead_letter_exchange: str = ""
     rabbitmq_declare_queue: bool = False  # False: the queue must exist, checked passively, used as it is
     rabbitmq_queue_arguments: str = ""  # JSON object: the queue's arguments (declared with them if declaring)
+    rabbitmq_ca_file: str = ""  # amqps://: the CA that signs the broker ("": the system's)
+    rabbitmq_client_cert_file: str = ""  # amqps://: a client certificate, for a broker that asks for one
+    rabbitmq_client_key_file: str = ""
+    rabbitmq_server_name: str = ""  # the name the broker's certificate carries ("": the URL's host)
 
     def queue_arguments(self) -> dict[str, object]:
         value = json.loads(self.rabbitmq_queue_arguments or "{}")
@@ -72,6 +77,11 @@ class WorkerSettings:
             problems.append(
                 f"--source rabbitmq needs {worker_env.RABBITMQ_URL} and {worker_env.RABBITMQ_QUEUE}"
             )
+        tls_files = self.rabbitmq_ca_file or self.rabbitmq_client_cert_file or self.rabbitmq_server_name
+        if self.source == "rabbitmq" and tls_files and not self.rabbitmq_url.startswith("amqps://"):
+            problems.append(f"TLS settings are given but {worker_env.RABBITMQ_URL} is not an amqps:// URL")
+        if bool(self.rabbitmq_client_cert_file) != bool(self.rabbitmq_client_key_file):
+            problems.append("--rabbitmq-client-cert-file and --rabbitmq-client-key-file go together")
         try:
             self.queue_arguments()
         except ValueError as error:
@@ -106,6 +116,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("log_level", worker_env.LOG_LEVEL, "DEBUG, INFO, WARNING or ERROR"),
     ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
     ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
+    (
+        "tracing",
+        worker_env.TRACING,
+        "OpenTelemetry spans per task attempt, in the publisher's trace (needs the 'tracing' extra; "
+        "OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME... configure them)",
+    ),
     ("pubsub_project", worker_env.PUBSUB_PROJECT, "Google Cloud project of the subscription"),
     ("pubsub_subscription", worker_env.PUBSUB_SUBSCRIPTION, "Pub/Sub subscription id"),
     (
@@ -134,6 +150,14 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         worker_env.RABBITMQ_QUEUE_ARGUMENTS,
         'the queue\'s arguments as a JSON object, e.g. {"x-queue-type": "quorum", "x-delivery-limit": 5}; '
         "its x-dead-letter-exchange / -routing-key say where dead letters go",
+    ),
+    ("rabbitmq_ca_file", worker_env.RABBITMQ_CA_FILE, "amqps://: CA certificate (PEM) of the broker"),
+    ("rabbitmq_client_cert_file", worker_env.RABBITMQ_CLIENT_CERT_FILE, "amqps://: client certificate (PEM)"),
+    ("rabbitmq_client_key_file", worker_env.RABBITMQ_CLIENT_KEY_FILE, "amqps://: client key (PEM)"),
+    (
+        "rabbitmq_server_name",
+        worker_env.RABBITMQ_SERVER_NAME,
+        "amqps://: the name the broker's certificate must carry (unset: the URL's host)",
     ),
 )
 

@@ -17,7 +17,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from qc_operator import scaling
+from qc_operator import scaling, schema
+from qc_operator.spec import DownstreamProtection
+from qc_operator.workers import WorkerStats
 
 KEDA_POLLING_INTERVAL_SECONDS = 30.0
 KEDA_COOLDOWN_SECONDS = scaling.KEDA_COOLDOWN_SECONDS
@@ -35,6 +37,8 @@ class Signals:
     # This second, ready pods had spare capacity: the queue ran dry and they got empty receives. None: no
     # pod was ready to receive.
     queue_found_empty: bool | None
+    acked: float = 0.0  # task attempts that succeeded this second (the workers' counters)
+    failed: float = 0.0  # task attempts that failed this second: the downstream refused them
 
 
 class Scaler(Protocol):
@@ -61,9 +65,29 @@ def our_default_policy(max_replicas: int, messages_per_replica: float | None = N
     )
 
 
+def default_protection() -> DownstreamProtection:
+    """`scaling.downstreamProtection` as the CRD defaults it."""
+    return DownstreamProtection(
+        enabled=bool(schema.default_at("scaling", "downstreamProtection", "enabled")),
+        failure_ratio=float(schema.default_at("scaling", "downstreamProtection", "failureRatio")),
+        minimum_attempts=int(schema.default_at("scaling", "downstreamProtection", "minimumAttempts")),
+    )
+
+
+def downstream_failing(protection: DownstreamProtection, acked: float, failed: float) -> bool:
+    """The rule of `plan.downstream_failing` (which the simulator's layer may not import), on the attempts
+    since the last decision."""
+    ratio = WorkerStats({}, 0.0, None, None, None, {"exception": failed}, acked).failure_ratio
+    if not protection.enabled or ratio is None or acked + failed < protection.minimum_attempts:
+        return False
+    return ratio >= protection.failure_ratio
+
+
 @dataclass
 class OurScaler:
     policy: scaling.ScalingPolicy
+    # No scale-up while the workers' tasks fail (the operator's plan holds the count); None: not modelled.
+    protection: DownstreamProtection | None = None
     interval_seconds: float = scaling.DEFAULT_POLLING_INTERVAL_SECONDS
     name: str = "queue-consumer-operator"
     state: scaling.ScalingState = field(default_factory=scaling.ScalingState)
@@ -71,10 +95,14 @@ class OurScaler:
     # Whether the queue ran dry at any second since the last decision, as the operator reads it from the
     # workers' empty-receive counters scraped at each tick; None: no pod could have received.
     _found_empty: bool | None = None
+    _acked: float = 0.0  # attempts since the last decision, as the workers' counters rose between scrapes
+    _failed: float = 0.0
 
     def step(self, now: float, signals: Signals, current: int) -> int:
         if signals.queue_found_empty is not None:
             self._found_empty = bool(self._found_empty) or signals.queue_found_empty
+        self._acked += signals.acked
+        self._failed += signals.failed
         if now < self._next:
             return current
         self._next = now + self.interval_seconds
@@ -87,6 +115,13 @@ class OurScaler:
         )
         self._found_empty = None  # the counters' next delta starts at this scrape
         decision = scaling.decide(self.policy, observation, current, self.state, now)
+        failing = self.protection is not None and downstream_failing(
+            self.protection, self._acked, self._failed
+        )
+        self._acked = self._failed = 0.0
+        if failing and decision.replicas > current:  # held, as plan.plan holds it: no more load on it
+            self.state = scaling.overridden_state(decision, current, current, now)
+            return current
         self.state = decision.state
         return decision.replicas
 

@@ -1,7 +1,9 @@
 """Arrival traces: messages arriving in each second, from a CSV file or a built-in shape.
 
 A CSV is either one column of arrival timestamps (seconds, sorted; each line one message) or two columns
-`second,rate` (messages per second from that second on). Bad input gets a clear `TraceError`.
+`second,rate` (messages per second from that second on). A third column, `downstream`, says how many task
+calls per second the workers' downstream accepts from that second on (`inf`: all of them, 0: an outage);
+`downstream_from_csv` reads it. Bad input gets a clear `TraceError`.
 """
 
 from __future__ import annotations
@@ -23,17 +25,33 @@ class TraceError(ValueError):
 
 
 def from_csv(path: Path) -> Arrivals:
+    rows = _rows(path)
+    width = len(rows[0])
+    if width == 1:
+        return _from_timestamps(path, rows)
+    if width in (2, 3):
+        return _from_rates(path, [row[:2] for row in rows])
+    raise TraceError(f"{path}: expected 1 column (timestamps), 2 (second,rate) or 3 (second,rate,downstream)")
+
+
+def downstream_from_csv(path: Path) -> Arrivals | None:
+    """Task calls per second the downstream accepts, per second of the trace (inf: no limit); None when the
+    trace has no `downstream` column."""
+    rows = _rows(path)
+    if len(rows[0]) != 3:
+        return None
+    capacity = [[row[0], row[2].replace("inf", "-1")] for row in rows]  # -1 stands for inf while parsing
+    per_second = _from_rates(path, capacity, allow_unlimited=True)
+    return np.where(per_second < 0, np.inf, per_second)
+
+
+def _rows(path: Path) -> list[list[str]]:
     rows = [row for row in csv.reader(path.read_text().splitlines()) if row and not row[0].startswith("#")]
     if rows and not _is_number(rows[0][0]):
         rows = rows[1:]  # a header line
     if not rows:
         raise TraceError(f"{path}: the trace is empty")
-    width = len(rows[0])
-    if width == 1:
-        return _from_timestamps(path, rows)
-    if width == 2:
-        return _from_rates(path, rows)
-    raise TraceError(f"{path}: expected 1 column (timestamps) or 2 (second,rate), found {width}")
+    return rows
 
 
 def _is_number(text: str) -> bool:
@@ -69,10 +87,10 @@ def _from_timestamps(path: Path, rows: list[list[str]]) -> Arrivals:
     return arrivals
 
 
-def _from_rates(path: Path, rows: list[list[str]]) -> Arrivals:
+def _from_rates(path: Path, rows: list[list[str]], allow_unlimited: bool = False) -> Arrivals:
     points = _numbers(path, rows)
     for line, (second, rate) in enumerate(points, start=1):
-        if rate < 0:
+        if rate < 0 and not (allow_unlimited and rate == -1):
             raise TraceError(f"{path}: line {line}: negative rate {rate}")
         if line > 1 and second <= points[line - 2][0]:
             raise TraceError(f"{path}: line {line}: seconds are not increasing")

@@ -9,7 +9,7 @@ modules is plain code on plain data, testable without a server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from qc_operator.errors import SourceError
@@ -18,6 +18,7 @@ __all__ = [
     "BacklogReader",
     "BacklogReading",
     "BacklogSettings",
+    "ClientTls",
     "FetchJson",
     "GoogleTokenSource",
     "SecretKeyRef",
@@ -43,8 +44,21 @@ class BacklogReading:
     oldest_message_age_seconds: float | None = None
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """What an `https://` read trusts and shows, as read from Secrets (PEM text): the CA that signs the
+    server (None: the system's), the client certificate and key (None: none), the name the server's
+    certificate must carry (None: the URL's host)."""
+
+    ca_pem: str | None = None
+    client_cert_pem: str | None = None
+    client_key_pem: str | None = field(default=None, repr=False)
+    server_name: str | None = None
+
+
 class FetchJson(Protocol):
-    """GET `url` and decode its JSON; any failure raises SourceError naming `what`."""
+    """GET `url` and decode its JSON (over TLS as `tls` says); any failure raises SourceError naming
+    `what`."""
 
     async def __call__(
         self,
@@ -54,6 +68,7 @@ class FetchJson(Protocol):
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         basic_auth: tuple[str, str] | None = None,
+        tls: ClientTls | None = None,
     ) -> Any: ...
 
 

@@ -3,6 +3,10 @@ management API: messages_ready + messages_unacknowledged (never ready alone).
 
 Ready-only would read zero while every message sits unacked in a busy worker, and scale the fleet away
 under its own work.
+
+`tls` (spec.source.rabbitmq.tls): the CA that signs the broker and an optional client certificate, from
+Secrets. The operator reads them with its other Secrets and passes them to its `https://` reads; the
+workers get them as read-only files (a Secret volume) and their paths in QC_RABBITMQ_* variables.
 """
 
 from __future__ import annotations
@@ -15,10 +19,85 @@ from typing import Any
 
 from qc_common import worker_env
 from qc_operator.errors import SpecError
-from qc_operator.sources.base import BacklogReading, FetchJson, GoogleTokenSource, SecretKeyRef, SourceError
+from qc_operator.sources.base import (
+    BacklogReading,
+    ClientTls,
+    FetchJson,
+    GoogleTokenSource,
+    SecretKeyRef,
+    SourceError,
+)
 
 KIND = "rabbitmq"
 MANAGEMENT_PORT = 15672  # the management plugin's default, when the URL names none
+TLS_MOUNT_DIRECTORY = "/var/run/secrets/queueconsumer.io/rabbitmq"
+SECRET_FILE_MODE = 0o440  # read-only, for the worker's user through the pod's fsGroup
+
+
+@dataclass(frozen=True)
+class RabbitMQTls:
+    """spec.source.rabbitmq.tls: where the CA and the client certificate are (each optional)."""
+
+    ca: SecretKeyRef | None = None
+    client_cert: SecretKeyRef | None = None
+    client_key: SecretKeyRef | None = None
+    server_name: str | None = None
+
+    def refs(self) -> tuple[SecretKeyRef, ...]:
+        return tuple(ref for ref in (self.ca, self.client_cert, self.client_key) if ref is not None)
+
+    def material(self, secrets: Mapping[SecretKeyRef, str]) -> ClientTls:
+        return ClientTls(
+            ca_pem=secrets[self.ca] if self.ca else None,
+            client_cert_pem=secrets[self.client_cert] if self.client_cert else None,
+            client_key_pem=secrets[self.client_key] if self.client_key else None,
+            server_name=self.server_name,
+        )
+
+    def worker_files(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        files = []
+        if self.ca:
+            files.append(_secret_file("rabbitmq-tls-ca", "ca", [(self.ca.key, "ca.crt")], self.ca.name))
+        if self.client_cert and self.client_key:
+            items = [(self.client_cert.key, "tls.crt"), (self.client_key.key, "tls.key")]
+            files.append(_secret_file("rabbitmq-tls-client", "client", items, self.client_cert.name))
+        return files
+
+    def worker_environment(self) -> list[dict[str, Any]]:
+        env = []
+        if self.ca:
+            env.append({"name": worker_env.RABBITMQ_CA_FILE, "value": f"{TLS_MOUNT_DIRECTORY}/ca/ca.crt"})
+        if self.client_cert and self.client_key:
+            client = f"{TLS_MOUNT_DIRECTORY}/client"
+            env.append({"name": worker_env.RABBITMQ_CLIENT_CERT_FILE, "value": f"{client}/tls.crt"})
+            env.append({"name": worker_env.RABBITMQ_CLIENT_KEY_FILE, "value": f"{client}/tls.key"})
+        if self.server_name:
+            env.append({"name": worker_env.RABBITMQ_SERVER_NAME, "value": self.server_name})
+        return env
+
+    @staticmethod
+    def parse(raw: Mapping[str, Any] | None) -> RabbitMQTls | None:
+        if not raw:
+            return None
+        ca, client = raw.get("caSecretRef"), raw.get("clientCertSecretRef")
+        return RabbitMQTls(
+            ca=SecretKeyRef.parse(ca),
+            client_cert=SecretKeyRef(str(client["name"]), str(client["certKey"])) if client else None,
+            client_key=SecretKeyRef(str(client["name"]), str(client["keyKey"])) if client else None,
+            server_name=str(raw["serverName"]) if raw.get("serverName") else None,
+        )
+
+
+def _secret_file(
+    volume: str, directory: str, items: list[tuple[str, str]], secret: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    source = {
+        "secretName": secret,
+        "defaultMode": SECRET_FILE_MODE,
+        "items": [{"key": key, "path": path} for key, path in items],
+    }
+    mount = {"name": volume, "mountPath": f"{TLS_MOUNT_DIRECTORY}/{directory}", "readOnly": True}
+    return {"name": volume, "secret": source}, mount
 
 
 @dataclass(frozen=True)
@@ -26,6 +105,7 @@ class RabbitMQBacklog:
     management_url: str  # http://user:password@host:15672, from a Secret
     queue: str
     vhost: str
+    tls: ClientTls | None = None  # the CA / client certificate for an https:// management URL
 
     async def read(self, fetch: FetchJson) -> BacklogReading:
         what = f"RabbitMQ queue {self.queue!r} in vhost {self.vhost!r}"
@@ -35,9 +115,13 @@ class RabbitMQBacklog:
         except ValueError as error:  # a port that is not a number: the Secret's value is wrong
             raise SourceError(f"{what}: the management URL's port is not a number") from error
         auth = (urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or ""))
+        if self.tls is not None and parts.scheme != "https":
+            raise SourceError(
+                f"{what}: spec.source.rabbitmq.tls is set but the management URL is not https://"
+            )
         base = f"{parts.scheme}://{parts.hostname}:{port}{parts.path.rstrip('/')}"
         vhost, queue = urllib.parse.quote(self.vhost, safe=""), urllib.parse.quote(self.queue, safe="")
-        body = await fetch(f"{base}/api/queues/{vhost}/{queue}", what=what, basic_auth=auth)
+        body = await fetch(f"{base}/api/queues/{vhost}/{queue}", what=what, basic_auth=auth, tls=self.tls)
         if not isinstance(body, dict):
             raise SourceError(f"{what}: unexpected answer from the management API")
         if "messages_ready" not in body or "messages_unacknowledged" not in body:
@@ -57,25 +141,29 @@ class RabbitMQSettings:
     dead_letter_exchange: str = ""  # "": the worker's default, <queue>.dead-letter
     declare_queue: bool = False  # False: the queue must exist (the workers check it passively)
     queue_arguments: Mapping[str, Any] | None = None  # as declared: DLX, delivery limit, queue type
+    tls: RabbitMQTls | None = None  # None: the URLs' schemes alone say (amqps:// / https:// on system CAs)
 
     kind = KIND
     backlog_kind = KIND
 
     def secret_refs(self) -> tuple[SecretKeyRef, ...]:
-        return (self.management,) if self.management else ()
+        if self.management is None:
+            return ()
+        return (self.management, *(self.tls.refs() if self.tls else ()))
 
     def reader(
         self, secrets: Mapping[SecretKeyRef, str], google_tokens: GoogleTokenSource
     ) -> RabbitMQBacklog:
         if self.management is None:
             raise SpecError("a RabbitMQ source needs managementSecretRef (or spec.backlog.prometheus)")
-        return RabbitMQBacklog(secrets[self.management], self.queue, self.vhost)
+        tls = self.tls.material(secrets) if self.tls else None
+        return RabbitMQBacklog(secrets[self.management], self.queue, self.vhost, tls)
 
     def worker_secret_refs(self) -> tuple[SecretKeyRef, ...]:
-        return (self.connection,)
+        return (self.connection, *(self.tls.refs() if self.tls else ()))
 
     def worker_files(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        return []
+        return self.tls.worker_files() if self.tls else []
 
     def worker_environment(self) -> list[dict[str, Any]]:
         connection = {"secretKeyRef": {"name": self.connection.name, "key": self.connection.key}}
@@ -84,6 +172,7 @@ class RabbitMQSettings:
             {"name": worker_env.RABBITMQ_QUEUE, "value": self.queue},
             {"name": worker_env.RABBITMQ_DEAD_LETTER_EXCHANGE, "value": self.dead_letter_exchange},
             *self._declare_environment(),
+            *(self.tls.worker_environment() if self.tls else []),
         ]
 
     def _declare_environment(self) -> list[dict[str, Any]]:
@@ -112,4 +201,5 @@ def parse(raw: Mapping[str, Any], has_backlog_override: bool) -> RabbitMQSetting
         dead_letter_exchange=str(raw.get("deadLetterExchange", "")),
         declare_queue=bool(raw["declareQueue"]),
         queue_arguments=dict(raw["queueArguments"]) if raw.get("queueArguments") is not None else None,
+        tls=RabbitMQTls.parse(raw.get("tls")),
     )

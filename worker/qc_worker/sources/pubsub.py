@@ -20,7 +20,7 @@ from google.pubsub_v1 import types
 from google.pubsub_v1.services.publisher import PublisherAsyncClient
 from google.pubsub_v1.services.subscriber import SubscriberAsyncClient
 
-from qc_worker import ack_batcher
+from qc_worker import ack_batcher, tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import base
 from qc_worker.sources.base import ReceiveFailed
@@ -209,6 +209,7 @@ class PubSubSource:
             raise RuntimeError("no dead-letter topic is configured")
         message = delivery.message
         ours = base.dead_letter_reasons(delivery, self.name, reason, detail, base.PUBSUB_VALUE_LIMIT_BYTES)
+        ours.update(tracing.carried())  # a trace context for a message that came without one
         # Attributes as a map, never as keyword arguments: a message may carry any attribute name, such
         # as "ordering_key", "retry" or "timeout", which the client's publish() takes as its own parameters.
         dead = types.PubsubMessage(

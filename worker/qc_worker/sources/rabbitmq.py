@@ -12,6 +12,13 @@ body, properties and typed headers kept, the attempt count signed into the messa
 original is acked: a crash in between makes a duplicate, never a loss. A retry holds its delivery through
 its backoff, so the prefetch slot stays taken (`retry_holds_delivery`). RabbitMQ closes a channel whose
 delivery stays unacked past `consumer_timeout` (30 min by default): keep task time limits below it.
+
+`amqps://` URLs verify the broker against the CA file given (else the system's) and show the client
+certificate given; the context is built when the runtime connects (at start-up: aio-pika's own
+reconnections reuse it), so certificates rotated in the mounted Secret are used from the pod's next
+start. A failed handshake is a ConnectionError naming its cause (certificate verify failed, hostname
+mismatch, client certificate wanted): the runtime logs it, answers /readyz 503 and retries with backoff,
+as for a broker that is down.
 """
 
 from __future__ import annotations
@@ -19,14 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import urllib.parse
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from qc_common import tls as common_tls
+from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
 from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
@@ -38,6 +49,24 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for amqps:// ("": not given): the CA, the client certificate and key; the server name."""
+
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    server_name: str = ""
+
+    def context(self) -> ssl.SSLContext:
+        return common_tls.client_context(
+            ca_file=self.ca_file or None,
+            cert_file=self.client_cert_file or None,
+            key_file=self.client_key_file or None,
+            server_name=self.server_name or None,
+        )
 
 
 async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
@@ -66,8 +95,10 @@ class RabbitMQSource:
         prefetch: int,
         declare_queue: bool = False,
         queue_arguments: dict[str, Any] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._url = url
+        self._tls = tls or TlsFiles()
         self._user = urllib.parse.unquote(urllib.parse.urlsplit(url).username or "guest")
         self._key = rules.signing_key(url)
         self.queue_name = queue
@@ -100,7 +131,17 @@ class RabbitMQSource:
         return bool(connection and connection.connected.is_set() and channel and not channel.is_closed)
 
     async def connect(self) -> None:
-        connection = await aio_pika.connect_robust(self._url, timeout=CONNECT_TIMEOUT_SECONDS)
+        context = self._tls.context() if self._url.startswith("amqps://") else None
+        try:
+            connection = await aio_pika.connect_robust(
+                self._url, timeout=CONNECT_TIMEOUT_SECONDS, ssl_context=context
+            )
+        except Exception as error:
+            given = bool(self._tls.client_cert_file)
+            failure = common_tls.describe_failure(error, given) if context is not None else None
+            if failure is None:
+                raise
+            raise ConnectionError(failure) from error
         try:
             self._channel = await connection.channel(publisher_confirms=True)
             await self._channel.set_qos(prefetch_count=self._prefetch)
@@ -211,7 +252,9 @@ class RabbitMQSource:
         assert self._channel is not None
         incoming: AbstractIncomingMessage = delivery.handle
         properties = {name: getattr(incoming, name) for name in rules.PROPERTIES}
-        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, headers)
+        # Ours, and a trace context for a message that came without one (`tracing.carried`).
+        extra = {**tracing.carried(), **headers}
+        fields = rules.copy_fields(properties, incoming.headers, self._user, incoming.user_id, extra)
         message = aio_pika.Message(body=incoming.body, **fields)
         exchange = (
             self._channel.default_exchange
