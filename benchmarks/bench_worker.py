@@ -8,6 +8,10 @@
    several times faster over its first runs), so a throwaway raw pass goes first, then raw and ours
    alternate for ROUNDS rounds and the medians are compared.
 3. Peak RSS of one `qc-worker` process at 64 in flight with 1 KiB messages.
+4. Against Celery prefork, on whole processes (`benchmarks.bench_processes`): CPU-bound throughput through
+   RabbitMQ with `qc-worker` as its own process, and memory per process slot at concurrency 1, 8, 16.
+
+`--parts` picks some of them (all by default).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +34,7 @@ from pathlib import Path
 import aio_pika
 from google.cloud import pubsub_v1
 
-from benchmarks import bench_tasks
+from benchmarks import bench_processes, bench_tasks
 from devstack.binaries import REPO_ROOT
 from devstack.polling import wait_until, wait_until_async
 from devstack.process import free_port
@@ -52,6 +57,7 @@ ROUNDS = 3
 TASKS = "benchmarks.bench_tasks"  # the task module, as `qc-worker` and the pool processes import it
 # How long one measured pass may take before the run gives up instead of hanging (a pass takes seconds).
 PASS_TIMEOUT_SECONDS = 600
+PARTS = ("cpu", "rabbitmq", "pubsub", "rss", "celery-cpu", "celery-memory")
 
 
 def cpu_durations(rng: random.Random) -> list[float]:
@@ -146,17 +152,21 @@ async def raw_rabbitmq(url: str, queue: str, count: int) -> float:
 
 
 async def fill_rabbitmq(url: str, queue: str, count: int, size: int = 1024) -> None:
+    await fill_bodies(url, queue, [b"x" * size] * count)
+
+
+async def fill_bodies(url: str, queue: str, bodies: list[bytes]) -> None:
+    """Declares `queue` (durable) and publishes `bodies` to it, persistent, with publisher confirms."""
     connection = await aio_pika.connect_robust(url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         await channel.declare_queue(queue, durable=True)
-        body = b"x" * size
-        for start in range(0, count, 500):
+        for start in range(0, len(bodies), 500):
             publishes = (
                 channel.default_exchange.publish(
                     aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=queue
                 )
-                for _ in range(min(500, count - start))
+                for body in bodies[start : start + 500]
             )
             await asyncio.gather(*publishes)
 
@@ -260,22 +270,60 @@ def bench_rss(broker: RabbitMQ) -> None:
     print(f"peak RSS (VmHWM)                {peak_kib / 1024:7.1f} MiB")
 
 
+def amqp_accepts(broker: RabbitMQ) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", broker.amqp_port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def bench_against_celery(broker: RabbitMQ, parts: set[str], rounds: int) -> None:
+    # The management API answers (the broker's readiness check) a moment before the AMQP listener does.
+    wait_until(lambda: amqp_accepts(broker), 60, "RabbitMQ's AMQP listener")
+
+    def fill(queue: str, bodies: list[bytes]) -> None:
+        asyncio.run(fill_bodies(broker.amqp_url, queue, bodies))
+
+    ours = bench_processes.qc_worker_side(broker, fill)
+    celery = bench_processes.celery_side(broker, bench_processes.ensure_celery())
+    if "celery-cpu" in parts:
+        # Ours with its default prefetch (the window + 1) and with prefetch = the window, and Celery.
+        window_only = bench_processes.qc_worker_side(broker, fill, prefetch_extra=0)
+        sides = [ours, window_only, celery]
+        bench_processes.bench_throughput(sides, cpu_durations(random.Random(42)), CORES, rounds)
+    if "celery-memory" in parts:
+        bench_processes.bench_memory(
+            ours, celery, lambda queue: broker.api("DELETE", f"/api/queues/%2F/{queue}")
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_worker",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.parse_args(argv)
-    bench_cpu()
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds of the alternating comparisons")
+    arguments = parser.parse_args(argv)
+    parts = set(arguments.parts)
+    if "cpu" in parts:
+        bench_cpu()
     with tempfile.TemporaryDirectory() as directory:
         broker, emulator = RabbitMQ(Path(directory) / "rabbitmq"), PubSubEmulator(Path(directory) / "pubsub")
         broker.start()
-        emulator.start()
+        if "pubsub" in parts:
+            emulator.start()
         try:
-            bench_rabbitmq(broker)
-            bench_pubsub(emulator)
-            bench_rss(broker)
+            if "rabbitmq" in parts:
+                bench_rabbitmq(broker)
+            if "pubsub" in parts:
+                bench_pubsub(emulator)
+            if "rss" in parts:
+                bench_rss(broker)
+            if parts & {"celery-cpu", "celery-memory"}:
+                bench_against_celery(broker, parts, arguments.rounds)
         finally:
             emulator.stop()
             broker.stop()

@@ -5,7 +5,9 @@ QueueConsumers: it binds each new pod to a local Node, starts a `qc-worker` proc
 environment (values, Secret and ConfigMap references resolved as the kubelet would), reports the pod
 Running and Ready at 127.0.0.1 with its metrics port in an annotation, restarts a process that dies
 (restartPolicy Always), and on pod deletion sends SIGTERM, waits up to the pod's grace period, SIGKILLs
-what is left and then removes the pod — the same contract a real kubelet gives the worker.
+what is left and then removes the pod — the same contract a real kubelet gives the worker. A pod's
+ConfigMap volumes are written into a directory of its own (env values naming the mount path point there)
+and refreshed in place every `CONFIG_MAP_REFRESH_SECONDS`, as the kubelet's sync does.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from devstack.process import free_port
 from qc_common import api, worker_env
 
 POLL_INTERVAL_SECONDS = 0.3
+CONFIG_MAP_REFRESH_SECONDS = 3.0  # a real kubelet takes up to its sync period (1 min) plus its cache TTL
 NODE_NAME = "local-runner"
 log = logging.getLogger("devstack.kubelet")
 
@@ -69,6 +72,7 @@ class LocalKubelet:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="local-kubelet", daemon=True)
+        self._volumes_refreshed: dict[str, float] = {}  # pod -> when its ConfigMap volumes were written
 
     # --- lifecycle ---
     def start(self) -> None:
@@ -169,6 +173,8 @@ class LocalKubelet:
         with self._lock:
             worker = self.workers.get(name)
             if worker is not None and worker.popen.poll() is None:
+                if time.monotonic() - self._volumes_refreshed.get(name, 0.0) >= CONFIG_MAP_REFRESH_SECONDS:
+                    self._config_map_volumes(pod)
                 return
             restarts = 0 if worker is None else worker.restarts + 1
             port = free_port() if worker is None else worker.metrics_port
@@ -228,11 +234,38 @@ class LocalKubelet:
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=0)
 
+    def _config_map_volumes(self, pod: Any) -> dict[str, Path]:
+        """Write the pod's ConfigMap volumes (each key a file, replaced whole so a reader sees a new inode,
+        as the kubelet's ..data swap gives); returns mount path -> the local directory."""
+        name = pod.metadata.name
+        mounts = {m.name: m.mount_path for m in pod.spec.containers[0].volume_mounts or []}
+        places = {}
+        for volume in pod.spec.volumes or []:
+            if volume.config_map is None or volume.name not in mounts:
+                continue
+            directory = self.log_dir / "volumes" / name / volume.name
+            directory.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(ApiException):  # a missing one keeps what was written
+                found = self.core.read_namespaced_config_map(volume.config_map.name, self.namespace)
+                for key, value in (found.data or {}).items():
+                    path = directory / key
+                    if not path.exists() or path.read_text() != value:
+                        staged = directory / f".{key}.new"
+                        staged.write_text(value)
+                        os.replace(staged, path)
+            places[mounts[volume.name]] = directory
+        self._volumes_refreshed[name] = time.monotonic()
+        return places
+
     def _environment(self, pod: Any, metrics_port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QC_")}
         container = pod.spec.containers[0]
+        volumes = self._config_map_volumes(pod)
         for item in container.env or []:
             value = self._resolve(item, pod)
+            for mount_path, directory in volumes.items():  # a file in a mounted ConfigMap: its local copy
+                if value is not None and value.startswith(mount_path + "/"):
+                    value = str(directory) + value[len(mount_path) :]
             if value is not None:
                 env[item.name] = value
         env.update(self.extra_env)

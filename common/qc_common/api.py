@@ -31,6 +31,11 @@ POD_DELETION_COST_ANNOTATION: Final = "controller.kubernetes.io/pod-deletion-cos
 # Annotation on the pod template recording a hash of the spec that shaped it (a change rolls the pods).
 SPEC_HASH_ANNOTATION: Final = f"{GROUP}/spec-hash"
 
+# The ConfigMap holding each worker pod's share of spec.worker.maxMessagesPerSecond: its key (one number,
+# messages/s; "" for none), and where the pods mount it (the file is $QC_RATE_LIMIT_FILE).
+RATE_LIMIT_KEY: Final = "messages-per-second"
+RATE_LIMIT_MOUNT_PATH: Final = "/etc/queue-consumer/rate-limit"
+
 # The port name and path of the worker's metrics endpoint on each pod.
 WORKER_METRICS_PORT_NAME: Final = "metrics"
 WORKER_METRICS_PORT: Final = 9100

@@ -27,6 +27,9 @@ WORKER_BUSY_RATIO: Final = f"{WORKER_PREFIX}_busy_ratio"
 WORKER_TASK_DURATION: Final = f"{WORKER_PREFIX}_task_duration_seconds"  # histogram
 WORKER_RECEIVE_TO_ACK: Final = f"{WORKER_PREFIX}_receive_to_ack_seconds"  # histogram
 WORKER_LAST_SUCCESS: Final = f"{WORKER_PREFIX}_last_success_timestamp_seconds"
+# The pod's share of spec.worker.maxMessagesPerSecond it enforces now (0: no share); the operator waits for
+# the running pods to report a lowered share before it adds replicas.
+WORKER_RATE_SHARE: Final = f"{WORKER_PREFIX}_rate_share_messages_per_second"
 
 # --- operator (control plane); labels: namespace, consumer ---
 OPERATOR_BACKLOG: Final = f"{OPERATOR_PREFIX}_backlog_messages"

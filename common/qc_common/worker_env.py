@@ -16,6 +16,9 @@ METRICS_PORT: Final = "QC_METRICS_PORT"
 LOG_LEVEL: Final = "QC_LOG_LEVEL"
 RETRY_BACKOFF_MIN_SECONDS: Final = "QC_RETRY_BACKOFF_MIN_SECONDS"
 RETRY_BACKOFF_MAX_SECONDS: Final = "QC_RETRY_BACKOFF_MAX_SECONDS"
+RATE_LIMIT_FILE: Final = "QC_RATE_LIMIT_FILE"  # the pod's share of the fleet's messages/s (a ConfigMap file)
+MAX_TASKS_PER_CHILD: Final = "QC_MAX_TASKS_PER_CHILD"  # pool process replaced after N tasks (0: never)
+MAX_MEMORY_PER_CHILD_MIB: Final = "QC_MAX_MEMORY_PER_CHILD_MIB"  # ... or above M MiB resident (0: never)
 TRACING: Final = (
     "QC_TRACING"  # "true": OpenTelemetry spans per task attempt (OTEL_* variables configure them)
 )
@@ -35,6 +38,7 @@ RABBITMQ_DECLARE_QUEUE: Final = (
 RABBITMQ_QUEUE_ARGUMENTS: Final = (
     "QC_RABBITMQ_QUEUE_ARGUMENTS"  # JSON object, e.g. {"x-queue-type": "quorum"}
 )
+RABBITMQ_PREFETCH_EXTRA: Final = "QC_RABBITMQ_PREFETCH_EXTRA"  # delivered beyond the window
 RABBITMQ_CA_FILE: Final = "QC_RABBITMQ_CA_FILE"  # PEM: the CA that signs the broker (amqps://)
 RABBITMQ_CLIENT_CERT_FILE: Final = "QC_RABBITMQ_CLIENT_CERT_FILE"  # PEM: a client certificate, if wanted
 RABBITMQ_CLIENT_KEY_FILE: Final = "QC_RABBITMQ_CLIENT_KEY_FILE"  # PEM: its private key

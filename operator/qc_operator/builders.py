@@ -1,4 +1,5 @@
-"""Pure functions building the objects a QueueConsumer owns: worker Deployment, ServiceAccount, PDB, Service.
+"""Pure functions building the objects a QueueConsumer owns: worker Deployment, ServiceAccount, PDB, Service,
+and the rate-limit ConfigMap (only with `spec.worker.maxMessagesPerSecond`).
 
 No API calls here: `kube` applies what these return. Every object carries the consumer's labels and an
 owner reference, so deleting the QueueConsumer garbage-collects them.
@@ -63,6 +64,30 @@ def _metadata(owner: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def rate_limit_name(consumer: str) -> str:
+    return f"{worker_name(consumer)}-rate-limit"
+
+
+def rate_limit_config_map(owner: dict[str, Any], share_text: str) -> dict[str, Any]:
+    """Each pod's share of the fleet's rate limit (`budget.share_text`). The pods mount it: a change reaches
+    them in place (the kubelet's sync), with no rollout, since the pod template never holds the value."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(owner, rate_limit_name(owner["metadata"]["name"])),
+        "data": {api.RATE_LIMIT_KEY: share_text},
+    }
+
+
+def _rate_limit_files(consumer: str, spec: QueueConsumerSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(volume, mount) of the share's ConfigMap, when the spec sets a limit. Not optional: a pod waits for
+    it rather than start without a limit."""
+    if spec.worker.max_messages_per_second is None:
+        return []
+    volume = {"name": "rate-limit", "configMap": {"name": rate_limit_name(consumer)}}
+    return [(volume, {"name": "rate-limit", "mountPath": api.RATE_LIMIT_MOUNT_PATH, "readOnly": True})]
+
+
 def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
     w = spec.worker
     env: list[dict[str, Any]] = [
@@ -72,8 +97,20 @@ def worker_environment(spec: QueueConsumerSpec) -> list[dict[str, Any]]:
         {"name": worker_env.TASK_TIME_LIMIT_SECONDS, "value": str(w.task_time_limit_seconds)},
         {"name": worker_env.MAX_DELIVERY_ATTEMPTS, "value": str(w.max_delivery_attempts)},
         {"name": worker_env.DRAIN_GRACE_SECONDS, "value": str(w.effective_drain_grace_seconds)},
+        {"name": worker_env.MAX_TASKS_PER_CHILD, "value": str(w.max_tasks_per_child)},
+        {"name": worker_env.MAX_MEMORY_PER_CHILD_MIB, "value": str(w.max_memory_per_child_mib)},
         {"name": worker_env.METRICS_PORT, "value": str(api.WORKER_METRICS_PORT)},
         *spec.source.worker_environment(),
+        *(
+            [
+                {
+                    "name": worker_env.RATE_LIMIT_FILE,
+                    "value": f"{api.RATE_LIMIT_MOUNT_PATH}/{api.RATE_LIMIT_KEY}",
+                }
+            ]
+            if w.max_messages_per_second is not None
+            else []
+        ),
     ]
     # The user's env comes last so it can override (e.g. PUBSUB_EMULATOR_HOST, QC_LOG_LEVEL).
     return env + [copy.deepcopy(e) for e in w.env]
@@ -110,6 +147,7 @@ def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
     consumer = owner["metadata"]["name"]
     w = spec.worker
+    files = spec.source.worker_files() + _rate_limit_files(consumer, spec)
     container: dict[str, Any] = {
         "name": "worker",
         "image": w.image,
@@ -133,7 +171,7 @@ def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, An
             "capabilities": {"drop": ["ALL"]},
         },
         # The process pool needs a writable /tmp; a source may mount Secrets as files (a Google key).
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}] + [m for _, m in spec.source.worker_files()],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}] + [m for _, m in files],
     }
     if w.image_pull_policy:
         container["imagePullPolicy"] = w.image_pull_policy
@@ -149,7 +187,7 @@ def pod_template(owner: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, An
             "fsGroup": WORKER_USER_ID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [{"name": "tmp", "emptyDir": {}}] + [v for v, _ in spec.source.worker_files()],
+        "volumes": [{"name": "tmp", "emptyDir": {}}] + [v for v, _ in files],
     }
     template = {
         "metadata": {

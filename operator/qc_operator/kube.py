@@ -207,6 +207,37 @@ class Kube:
             return False
         return True
 
+    async def config_map_value(self, namespace: str, name: str, key: str, owner_uid: str) -> str | None:
+        """One value of an owned ConfigMap; None if the ConfigMap or the key is missing."""
+        try:
+            found: Any = await asyncio.to_thread(self.core.read_namespaced_config_map, name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        check_owner("ConfigMap", name, controller_uid(found.metadata.owner_references), owner_uid)
+        value = (found.data or {}).get(key)
+        return str(value) if value is not None else None
+
+    async def apply_config_map(self, desired: dict[str, Any], owner_uid: str) -> None:
+        """Create an owned ConfigMap, or replace its data (the rate-limit share); never one we do not own."""
+        meta = desired["metadata"]
+        name, namespace = meta["name"], meta["namespace"]
+        try:
+            await self._write(
+                f"creating ConfigMap {name!r}", self.core.create_namespaced_config_map, namespace, desired
+            )
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        found: Any = await asyncio.to_thread(self.core.read_namespaced_config_map, name, namespace)
+        check_owner("ConfigMap", name, controller_uid(found.metadata.owner_references), owner_uid)
+        body = {"data": desired["data"]}
+        await self._write(
+            f"updating ConfigMap {name!r}", self.core.patch_namespaced_config_map, name, namespace, body
+        )
+
     async def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
         try:
             deployment: Any = await asyncio.to_thread(self.apps.read_namespaced_deployment, name, namespace)

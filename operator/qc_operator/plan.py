@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from qc_common import api
-from qc_operator import scaling
+from qc_operator import budget, scaling
 from qc_operator.sources.base import BacklogReading
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.status import (
@@ -43,6 +43,8 @@ class Observed:
     source_error: str
     workers: WorkerStats
     known_deletion_costs: Mapping[str, int | None] = field(default_factory=dict)  # pod -> its annotation
+    pods_present: int = 0  # the worker pods that exist, terminating ones included
+    rate_share_text: str | None = None  # the share the rate-limit ConfigMap holds; None: no ConfigMap
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Plan:
     status: ConsumerStatus
     write_status: bool
     events: tuple[Event, ...]
+    rate_share_text: str | None = None  # each pod's share of the rate limit; None: no rate limit
+    write_rate_share: bool = False  # the ConfigMap holds another share: written before the scale
 
     @property
     def scales(self) -> bool:
@@ -167,6 +171,18 @@ def plan(
     if held:  # more workers would only add load to what is failing
         target = current
         failing = f"holding {current} replicas instead of {decision.replicas}: {failing}"
+    limited = budget.plan_budget(
+        spec.worker.max_messages_per_second,
+        current,
+        target,
+        observed.pods_present,
+        stats.rate_shares_by_pod,
+        None
+        if paused_replicas is not None
+        else stats.throughput_per_replica,  # a pause's count is the user's
+    )
+    target = limited.replicas
+    share_text = budget.share_text(limited.share_per_second) if limited.share_per_second else None
     # A pause or a hold applies another count than decided: remember that one (no rate-limit budget spent).
     kept = (
         decision.state
@@ -175,6 +191,8 @@ def plan(
     )
     scales = target != current
     reason = paused_message or decision.reason
+    if limited.reason and scales and target != decision.replicas:
+        reason = limited.reason
 
     events: list[Event] = []
     if scales:
@@ -182,6 +200,9 @@ def plan(
     was_failing = any(c.type == "DownstreamFailing" and c.status for c in last_status.conditions)
     if failing and not was_failing:
         events.append(Event("Warning", "DownstreamFailing", failing))
+    was_limited = any(c.type == "RateLimited" and c.status for c in last_status.conditions)
+    if limited.reason and not was_limited:
+        events.append(Event("Normal", "RateLimited", limited.reason))
     if observed.source_error and last_status.last_source_error != observed.source_error:
         events.append(Event("Warning", "SourceError", observed.source_error))
 
@@ -205,6 +226,7 @@ def plan(
                     "TasksFailing" if failing else "TasksSucceeding",
                     failing or "the workers' tasks succeed: scale-up is not held back",
                 ),
+                _rate_condition(spec, limited),
             ],
             now_rfc3339,
         ),
@@ -227,4 +249,22 @@ def plan(
         status=status,
         write_status=scales or status.differs_from(last_status),
         events=tuple(events),
+        rate_share_text=share_text,
+        write_rate_share=share_text is not None and share_text != observed.rate_share_text,
+    )
+
+
+def _rate_condition(spec: QueueConsumerSpec, limited: budget.BudgetPlan) -> Condition:
+    """RateLimited: True while the fleet's rate budget holds the replicas below what the backlog wants."""
+    if limited.share_per_second is None:
+        return Condition("RateLimited", False, "NoLimit", "spec.worker.maxMessagesPerSecond is not set")
+    if limited.reason:
+        kind = "ApplyingShare" if limited.waiting_for_pods else "BudgetBound"
+        return Condition("RateLimited", True, kind, limited.reason)
+    share = budget.share_text(limited.share_per_second)
+    return Condition(
+        "RateLimited",
+        False,
+        "WithinBudget",
+        f"{spec.worker.max_messages_per_second:g} msg/s for the fleet, {share} msg/s per pod",
     )

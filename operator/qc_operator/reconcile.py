@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from qc_common import api
-from qc_operator import builders, plan, scaling, status
+from qc_operator import budget, builders, plan, scaling, status
 from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMissing, SourceError
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
@@ -41,7 +41,21 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
         raise ServiceAccountMissing(f"ServiceAccount {named!r} (spec.worker.serviceAccountName) not found")
     await kube.ensure_exists(builders.metrics_service(body), uid)
     await kube.ensure_exists(builders.pod_disruption_budget(body), uid)
+    await ensure_rate_share(kube, body, spec)
     return await ensure_deployment(kube, body, spec)
+
+
+async def ensure_rate_share(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
+    """With a rate limit, the pods' ConfigMap exists before the pods that mount it: the first share is
+    the budget split among the replicas the Deployment starts with. Later shares are the ticks' to write."""
+    rate = spec.worker.max_messages_per_second
+    meta = body["metadata"]
+    name = builders.rate_limit_name(meta["name"])
+    if rate is None or await kube.config_map_value(meta["namespace"], name, api.RATE_LIMIT_KEY, meta["uid"]):
+        return
+    replicas = (body.get("status") or {}).get("desiredReplicas", spec.policy.min_replicas)
+    share = budget.share_of(rate, int(replicas) if isinstance(replicas, int) else 1)
+    await kube.apply_config_map(builders.rate_limit_config_map(body, budget.share_text(share)), meta["uid"])
 
 
 def desired_deployment(body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
@@ -107,7 +121,7 @@ class Autoscaler:
         the_plan = plan.plan(
             spec, observed, self.state, self.last_status, now, time.time(), status.now_rfc3339()
         )
-        await self.apply(meta["namespace"], meta["name"], spec, the_plan)
+        await self.apply(meta["namespace"], meta["name"], spec, the_plan, body)
         self.state = the_plan.state
         return the_plan.events
 
@@ -153,6 +167,12 @@ class Autoscaler:
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
         pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []
         endpoints = {p.name: p.metrics_url for p in pods if p.metrics_url and not p.terminating}
+        share_text = None
+        if spec.worker.max_messages_per_second is not None:  # what the pods' ConfigMap says now
+            share_name = builders.rate_limit_name(name)
+            share_text = await self.kube.config_map_value(
+                namespace, share_name, api.RATE_LIMIT_KEY, meta["uid"]
+            )
         samples = await scrape_workers(self.session, endpoints) if endpoints else {}
         workers = summarize(samples, self.estimator, time.monotonic())
         return plan.Observed(
@@ -164,9 +184,18 @@ class Autoscaler:
             source_error=source_error,
             workers=workers,
             known_deletion_costs={p.name: p.deletion_cost for p in pods},
+            pods_present=len(pods),
+            rate_share_text=share_text,
         )
 
-    async def apply(self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan) -> None:
+    async def apply(
+        self, namespace: str, name: str, spec: QueueConsumerSpec, the_plan: plan.Plan, body: dict[str, Any]
+    ) -> None:
+        # The share first: a scale-out waits for the pods to report the lowered one (`budget`), and new pods
+        # start with what the ConfigMap holds.
+        if the_plan.write_rate_share and the_plan.rate_share_text is not None:
+            config_map = builders.rate_limit_config_map(body, the_plan.rate_share_text)
+            await self.kube.apply_config_map(config_map, body["metadata"]["uid"])
         # Idle pods first: the costs are set before the ReplicaSet picks which pods to delete.
         for pod, cost in the_plan.deletion_costs.items():
             await self.kube.set_deletion_cost(namespace, pod, cost)

@@ -28,11 +28,14 @@ class WorkerSpec:
     task_time_limit_seconds: int
     max_delivery_attempts: int
     drain_grace_seconds: int | None = None  # None: the task time limit
+    max_tasks_per_child: int = 0  # 0: a pool process is never replaced for its task count
+    max_memory_per_child_mib: int = 0  # 0: ... nor for its resident memory
     image_pull_policy: str | None = None
     service_account_name: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     env: tuple[dict[str, Any], ...] = ()
     pod_template: dict[str, Any] = field(default_factory=dict)
+    max_messages_per_second: float | None = None  # the fleet's budget, split among the pods (`budget`)
 
     @property
     def effective_drain_grace_seconds(self) -> int:
@@ -167,13 +170,25 @@ def _worker(w: Mapping[str, Any]) -> WorkerSpec:
         concurrency=int(w["concurrency"]),
         task_time_limit_seconds=int(w["taskTimeLimitSeconds"]),
         max_delivery_attempts=int(w["maxDeliveryAttempts"]),
+        max_tasks_per_child=int(w["maxTasksPerChild"]),
+        max_memory_per_child_mib=int(w["maxMemoryPerChildMiB"]),
         drain_grace_seconds=int(w["drainGraceSeconds"]) if w.get("drainGraceSeconds") is not None else None,
         image_pull_policy=w.get("imagePullPolicy"),
         service_account_name=w.get("serviceAccountName"),
         resources=dict(w.get("resources") or {}),
         env=tuple(dict(e) for e in w.get("env") or []),
         pod_template=dict(w.get("podTemplate") or {}),
+        max_messages_per_second=_rate(w.get("maxMessagesPerSecond")),
     )
+
+
+def _rate(value: Any) -> float | None:
+    if value is None:
+        return None
+    rate = float(value)
+    if not rate > 0 or rate == float("inf"):  # the schema says so too; this is for specs it never saw
+        raise SpecError(f"worker.maxMessagesPerSecond must be a positive number, not {value!r}")
+    return rate
 
 
 def parse(raw_spec: Mapping[str, Any]) -> QueueConsumerSpec:

@@ -30,6 +30,7 @@ class PodSample:
     busy_ratio: float
     empty_receives_total: float | None = None  # None: the worker does not export the counter
     failed_by_reason: Mapping[str, float] = field(default_factory=dict)  # task attempts that failed
+    rate_share: float | None = None  # the share of the fleet's rate limit it enforces; None: none
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class WorkerStats:
     # Since the previous scrape, over the pods that can be compared: failed attempts by reason, and acks.
     failed_by_reason: Mapping[str, float] = field(default_factory=dict)
     acked: float = 0.0
+    rate_shares_by_pod: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def failure_ratio(self) -> float | None:
@@ -54,6 +56,7 @@ class WorkerStats:
 def parse_pod_metrics(text: str) -> PodSample:
     acked = in_flight = busy = 0.0
     empty: float | None = None
+    share: float | None = None
     failed: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -68,7 +71,9 @@ def parse_pod_metrics(text: str) -> PodSample:
                 in_flight += sample.value
             elif sample.name == names.WORKER_BUSY_RATIO:
                 busy = max(busy, sample.value)
-    return PodSample(acked, in_flight, busy, empty, failed)
+            elif sample.name == names.WORKER_RATE_SHARE and sample.value > 0:  # 0: no share
+                share = sample.value
+    return PodSample(acked, in_flight, busy, empty, failed, share)
 
 
 def outcomes_since(
@@ -138,4 +143,7 @@ def summarize(samples: Mapping[str, PodSample], estimator: ThroughputEstimator, 
     throughput = estimator.update(samples, now)
     in_flight = {pod: s.in_flight for pod, s in samples.items()}
     busy = sum(s.busy_ratio for s in samples.values()) if samples else None
-    return WorkerStats(in_flight, sum(in_flight.values()), throughput, busy, found_empty, failed, acked)
+    shares = {pod: s.rate_share for pod, s in samples.items()}
+    return WorkerStats(
+        in_flight, sum(in_flight.values()), throughput, busy, found_empty, failed, acked, shares
+    )

@@ -48,11 +48,14 @@ def test_the_worker_environment_comes_from_the_spec_and_the_users_env_comes_last
             "image": "i",
             "task": "m:f",
             "concurrency": 3,
+            "maxTasksPerChild": 100,
             "env": [{"name": "QC_LOG_LEVEL", "value": "DEBUG"}],
         }
     )
     env = env_of(builders.pod_template(body(raw), parse(raw)))
     assert env[worker_env.CONCURRENCY]["value"] == "3"
+    assert env[worker_env.MAX_TASKS_PER_CHILD]["value"] == "100"
+    assert env[worker_env.MAX_MEMORY_PER_CHILD_MIB]["value"] == "0", "the CRD's default: never"
     assert env[worker_env.SOURCE]["value"] == "rabbitmq"
     assert env[worker_env.DRAIN_GRACE_SECONDS]["value"] == "300"
     assert "value" not in env[worker_env.RABBITMQ_URL], "the broker URL stays in its Secret"

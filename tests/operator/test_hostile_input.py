@@ -100,6 +100,8 @@ def rejected_cases(base: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]
             "should match",
         ),
         ("concurrency 0", with_worker(base, concurrency=0), "should be greater than or equal to 1"),
+        ("a rate limit of 0", with_worker(base, maxMessagesPerSecond=0), "should be greater than 0"),
+        ("a negative rate limit", with_worker(base, maxMessagesPerSecond=-5), "should be greater than 0"),
         ("a task that is not module:function", with_worker(base, task="handle"), "should match"),
         ("an unknown pull policy", with_worker(base, imagePullPolicy="Sometimes"), "Unsupported value"),
         ("min above max", with_scaling(base, minReplicas=5, maxReplicas=2), "must not exceed"),

@@ -62,6 +62,7 @@ def test_a_backlog_scales_out_with_an_event_a_status_and_the_scaling_memory() ->
         "Paused": False,
         "SourceError": False,
         "DownstreamFailing": False,
+        "RateLimited": False,
     }
 
 

@@ -30,6 +30,16 @@ WORKER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(WorkerSettings)
             "WorkerSettings.max_delivery_attempts",
         ),
         (
+            ("worker", "maxTasksPerChild"),
+            WORKER_DEFAULTS["max_tasks_per_child"],
+            "WorkerSettings.max_tasks_per_child",
+        ),
+        (
+            ("worker", "maxMemoryPerChildMiB"),
+            WORKER_DEFAULTS["max_memory_per_child_mib"],
+            "WorkerSettings.max_memory_per_child_mib",
+        ),
+        (
             ("scaling", "pollingIntervalSeconds"),
             scaling.DEFAULT_POLLING_INTERVAL_SECONDS,
             "scaling.DEFAULT_POLLING_INTERVAL_SECONDS",
@@ -64,7 +74,13 @@ def test_defaulting_fills_nested_objects_and_keeps_what_is_set() -> None:
     assert filled["scaling"]["maxReplicas"] == 3
     assert filled["scaling"]["minReplicas"] == 0
     assert filled["scaling"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 120
-    assert filled["worker"] == {"concurrency": 2, "taskTimeLimitSeconds": 300, "maxDeliveryAttempts": 5}
+    assert filled["worker"] == {
+        "concurrency": 2,
+        "taskTimeLimitSeconds": 300,
+        "maxDeliveryAttempts": 5,
+        "maxTasksPerChild": 0,
+        "maxMemoryPerChildMiB": 0,
+    }
     assert "source" not in filled, "objects without a default are not invented"
     with pytest.raises(KeyError, match="no default"):
         schema.default_at("worker", "image")

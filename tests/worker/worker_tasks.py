@@ -93,3 +93,37 @@ async def fail_twice_async(message: qc_worker.Message) -> None:
 async def fail_with_detail(message: qc_worker.Message) -> None:
     """Raises with the body's "detail" as the error text (a long, multi-byte dead-letter detail)."""
     raise RuntimeError(message.json().get("detail", ""))
+
+
+@qc_worker.task(max_messages_per_second=5)
+async def limited_async(message: qc_worker.Message) -> None:
+    """At most 5 starts a second in one worker, whatever its share of a fleet's limit."""
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(str(message.json()["id"]))
+
+
+async def stamped_async(message: qc_worker.Message) -> None:
+    """Records "<id> <unix time>" when it finishes: tests count completions over time windows."""
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(f"{message.json()['id']} {time.time():.3f}")
+
+
+_leaked: list[bytes] = []  # what `leak` never gives back, for as long as its process lives
+
+
+@qc_worker.task(time_limit_seconds=60)
+def leak(message: qc_worker.Message) -> None:
+    """Leaks `leak_mib` MiB (written, so resident) per task and records the task under its process id."""
+    body = message.json()
+    _leaked.append(b"\x01" * (int(body.get("leak_mib", 0)) << 20))
+    time.sleep(float(body.get("sleep", 0)))
+    _record(str(body["id"]))
+
+
+@qc_worker.task(time_limit_seconds=60)
+def report_imports(message: qc_worker.Message) -> None:
+    """Records which of the worker's heavy libraries this pool process has loaded (none, from the zygote)."""
+    import sys
+
+    heavy = ("aio_pika", "grpc", "google.cloud.pubsub_v1", "prometheus_client", "qc_worker.runtime")
+    _record(" ".join(name for name in heavy if name in sys.modules) or "none")

@@ -43,7 +43,7 @@ def build_source(settings: WorkerSettings) -> Source:
         settings.rabbitmq_url,
         settings.rabbitmq_queue,
         settings.rabbitmq_dead_letter_exchange,
-        settings.concurrency,
+        settings.rabbitmq_prefetch,
         declare_queue=settings.rabbitmq_declare_queue,
         queue_arguments=settings.queue_arguments(),
         tls=TlsFiles(
@@ -55,18 +55,16 @@ def build_source(settings: WorkerSettings) -> Source:
     )
 
 
-def build_executor(task: TaskSpec, concurrency: int) -> Executor:
+def build_executor(task: TaskSpec, settings: WorkerSettings) -> Executor:
     if task.kind == "async":
         return AsyncExecutor()
-    processes = math.ceil(concurrency / (task.options.batch_size or 1))
-    return ProcessExecutor(processes)
+    processes = math.ceil(settings.concurrency / (task.options.batch_size or 1))
+    return ProcessExecutor(processes, settings.max_tasks_per_child, settings.max_memory_per_child_mib)
 
 
 async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> None:
     metrics = WorkerMetrics(settings.source, task.name, settings.concurrency)
-    runtime = Runtime(
-        settings, task, build_source(settings), build_executor(task, settings.concurrency), metrics, traces
-    )
+    runtime = Runtime(settings, task, build_source(settings), build_executor(task, settings), metrics, traces)
     if (
         settings.source == "rabbitmq"
         and runtime.limits.time_limit_seconds >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS

@@ -73,7 +73,15 @@ class WorkerMetrics:
             names.WORKER_TASKS_IN_FLIGHT, "Messages held by this worker now.", keys, registry=r
         )
         self._capacity = Gauge(names.WORKER_CAPACITY, "Tasks this worker runs at once.", keys, registry=r)
-        self._busy = Gauge(names.WORKER_BUSY_RATIO, "In flight / capacity, 0-1.", keys, registry=r)
+        self._busy = Gauge(
+            names.WORKER_BUSY_RATIO,
+            "Running (in flight, not waiting for a token) / capacity, 0-1.",
+            keys,
+            registry=r,
+        )
+        self._share = Gauge(
+            names.WORKER_RATE_SHARE, "This pod's share of the fleet's rate limit (0: none).", keys, registry=r
+        )
         self._last_success = Gauge(
             names.WORKER_LAST_SUCCESS, "When a task last succeeded (Unix time).", keys, registry=r
         )
@@ -101,7 +109,14 @@ class WorkerMetrics:
         self._in_flight_now = 0
         self._last_success_unix_seconds = 0.0
         self._in_flight.labels(**labels).set_function(lambda: self._in_flight_now)
-        self._busy.labels(**labels).set_function(lambda: min(1.0, self._in_flight_now / self.capacity))
+        # A message waiting for a rate-limit token is held but not busy: the operator's per-replica capacity
+        # (completions / busy fraction) then stays what an unthrottled replica would do.
+        self._waiting_now = 0
+        self._share_now = 0.0
+        self._busy.labels(**labels).set_function(
+            lambda: min(1.0, max(0, self._in_flight_now - self._waiting_now) / self.capacity)
+        )
+        self._share.labels(**labels).set_function(lambda: self._share_now)
         self._last_success.labels(**labels).set_function(lambda: self._last_success_unix_seconds)
         self._duration_c = self._duration.labels(**labels)
         self._latency_c = self._latency.labels(**labels)
@@ -143,3 +158,8 @@ class WorkerMetrics:
 
     def set_in_flight(self, in_flight: int) -> None:
         self._in_flight_now = in_flight
+
+    def set_rate_limit(self, waiting: int, share_per_second: float | None) -> None:
+        """Messages held waiting for a token, and the share enforced (None: none)."""
+        self._waiting_now = waiting
+        self._share_now = share_per_second or 0.0

@@ -9,7 +9,8 @@ and whatever is still running after the grace period is stopped and released.
 
 The runtime owns the window (receive → start → settle); its helpers each have one job and their own
 tests: `ordering.OrderingKeys` (one task per ordering key), `batching.Batcher` (batch tasks),
-`leaser.Leaser` (ack deadlines), `tasks.resolve_limits` (a task's limits against the settings).
+`leaser.Leaser` (ack deadlines), `tasks.resolve_limits` (a task's limits against the settings),
+`throttle.Throttle` (the rate limit: a token before each start, a smaller window while throttled).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from qc_worker import tasks, tracing
+from qc_worker import rate_limit, tasks, tracing
 from qc_worker.batching import Batcher
 from qc_worker.executors import Executor, TaskCrashed, TimeLimitExceeded
 from qc_worker.leaser import Leaser
@@ -31,7 +32,8 @@ from qc_worker.messages import Delivery, MalformedMessage
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.ordering import OrderingKeys
 from qc_worker.settings import WorkerSettings
-from qc_worker.sources.base import ReceiveFailed, Source
+from qc_worker.sources.base import AdjustablePrefetch, ReceiveFailed, Source
+from qc_worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
 RESUME_LOAD = 0.8  # fraction of capacity in flight below which pulling resumes
@@ -93,6 +95,14 @@ class Runtime:
         self._batcher: Batcher[Delivery] | None = None
         if task.options.batch_size is not None:
             self._batcher = Batcher(task.options.batch_size, task.options.batch_max_wait_seconds, self._start)
+        # A changed share may widen the window: the pull loop looks again.
+        self.throttle = Throttle(
+            task.options.max_messages_per_second, settings.rate_limit_file, self._slot_freed.set, metrics
+        )
+        # What the source was told it may push (RabbitMQ's prefetch): the window plus the messages prefetched
+        # beyond it, so a free slot starts at once; kept when a rate limit is lifted again.
+        self._prefetch_extra = settings.rabbitmq_prefetch_extra
+        self._prefetch = settings.rabbitmq_prefetch
 
     # --- lifecycle ---
     def request_stop(self) -> None:
@@ -150,6 +160,7 @@ class Runtime:
                 self.source.ack_deadline_seconds,
             )
             leaser.start()
+        self.throttle.start()
         self.started = True
         log.info(
             "consuming", extra={"capacity": self.capacity, "task": self.task.name, "source": self.source.name}
@@ -158,6 +169,7 @@ class Runtime:
             await self._pull_loop()
             await self._drain()
         finally:
+            await self.throttle.stop()
             if leaser is not None:
                 await leaser.stop()
             await self.source.close()
@@ -172,8 +184,9 @@ class Runtime:
 
     async def _pull_until_stopped(self, stopping: asyncio.Task[Any]) -> None:
         while not self._stopping.is_set():
-            free = self.capacity - len(self._held)
-            if free < self._min_pull:
+            window = await self._window()
+            free = window - len(self._held)
+            if free < min(self._min_pull, window):
                 self._slot_freed.clear()
                 slot = asyncio.create_task(self._slot_freed.wait())
                 await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -235,6 +248,9 @@ class Runtime:
             deliveries = [d for d in deliveries if d not in exhausted]
             if not deliveries:
                 return
+        if not await self.throttle.acquire(len(deliveries), self._stopping):
+            await self._settle_all(deliveries, self.source.release)  # stopped while waiting: never started
+            return
         messages = [d.message for d in deliveries]
         argument: Any = messages if self.task.is_batch else messages[0]
         started = time.monotonic()
@@ -252,6 +268,7 @@ class Runtime:
             await self._fail(deliveries, reason, detail, started)
         else:
             duration = time.monotonic() - started
+            self.throttle.task_finished(duration)
             # The slot frees as the ack is sent: the next pull overlaps the ack's round trip. Until the
             # broker has it, the message is still ours only in the sense that a crash makes it come back.
             self._forget(deliveries)
@@ -326,8 +343,23 @@ class Runtime:
                 if following is not None:
                     self._start([following])
         self.metrics.set_in_flight(len(self._held))
-        if self.capacity - len(self._held) >= self._min_pull:  # wake the pull loop only when it can pull
+        window = self.throttle.window(self.capacity)
+        if window - len(self._held) >= min(
+            self._min_pull, window
+        ):  # wake the pull loop only when it can pull
             self._slot_freed.set()
+
+    # --- the rate limit ---
+    async def _window(self) -> int:
+        """How many messages to hold now; a broker that pushes is told too, so the rest stay with it."""
+        window = self.throttle.window(self.capacity)
+        if isinstance(self.source, AdjustablePrefetch):
+            # Throttled, a message beyond the window would only wait for a token: none is prefetched then.
+            extra = self._prefetch_extra if window >= self.capacity else 0
+            wanted = rate_limit.prefetch_to_set(self._prefetch, window + extra)
+            if wanted is not None and await self.source.set_prefetch(wanted):
+                self._prefetch = wanted
+        return window
 
     # --- shutdown ---
     async def _drain(self) -> None:

@@ -35,6 +35,9 @@ class WorkerSettings:
     log_level: str = "INFO"
     retry_backoff_min_seconds: float = 1.0
     retry_backoff_max_seconds: float = 60.0
+    rate_limit_file: str = ""  # holds this pod's share of the fleet's messages/s; unset or missing: none
+    max_tasks_per_child: int = 0  # a pool process is replaced after this many tasks (0: never)
+    max_memory_per_child_mib: int = 0  # ... or after a task leaving it above this RSS (0: never)
     tracing: bool = False  # OpenTelemetry spans (qc_worker.tracing), configured by the OTEL_* variables
     # Pub/Sub
     pubsub_project: str = ""
@@ -52,6 +55,13 @@ class WorkerSettings:
     rabbitmq_client_cert_file: str = ""  # amqps://: a client certificate, for a broker that asks for one
     rabbitmq_client_key_file: str = ""
     rabbitmq_server_name: str = ""  # the name the broker's certificate carries ("": the URL's host)
+    # Delivered beyond the window, so a freed slot starts at once instead of waiting out the ack's round
+    # trip; never started before a slot is free, handed back uncounted on a drain.
+    rabbitmq_prefetch_extra: int = 1
+
+    @property
+    def rabbitmq_prefetch(self) -> int:
+        return self.concurrency + self.rabbitmq_prefetch_extra
 
     def queue_arguments(self) -> dict[str, object]:
         value = json.loads(self.rabbitmq_queue_arguments or "{}")
@@ -65,6 +75,12 @@ class WorkerSettings:
             problems.append("--concurrency must be at least 1")
         if self.task_time_limit_seconds <= 0:
             problems.append("--task-time-limit-seconds must be positive")
+        if self.rabbitmq_prefetch_extra < 0:
+            problems.append("--rabbitmq-prefetch-extra must be 0 (prefetch = the window) or more")
+        if self.max_tasks_per_child < 0:
+            problems.append("--max-tasks-per-child must be 0 (never) or more")
+        if self.max_memory_per_child_mib < 0:
+            problems.append("--max-memory-per-child-mib must be 0 (never) or more")
         if self.max_delivery_attempts < 1:
             problems.append("--max-delivery-attempts must be at least 1")
         if not 1 <= self.lease_seconds <= 600:
@@ -117,6 +133,22 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     ("retry_backoff_min_seconds", worker_env.RETRY_BACKOFF_MIN_SECONDS, "first retry delay"),
     ("retry_backoff_max_seconds", worker_env.RETRY_BACKOFF_MAX_SECONDS, "longest retry delay"),
     (
+        "rate_limit_file",
+        worker_env.RATE_LIMIT_FILE,
+        "a file holding this worker's limit in messages/s, re-read when it changes (the operator mounts its "
+        "share of spec.worker.maxMessagesPerSecond there); missing or empty: no limit",
+    ),
+    (
+        "max_tasks_per_child",
+        worker_env.MAX_TASKS_PER_CHILD,
+        "a process task's pool process is replaced after this many tasks (0: never)",
+    ),
+    (
+        "max_memory_per_child_mib",
+        worker_env.MAX_MEMORY_PER_CHILD_MIB,
+        "... or after a task that leaves it above this resident memory in MiB (0: never)",
+    ),
+    (
         "tracing",
         worker_env.TRACING,
         "OpenTelemetry spans per task attempt, in the publisher's trace (needs the 'tracing' extra; "
@@ -150,6 +182,12 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
         worker_env.RABBITMQ_QUEUE_ARGUMENTS,
         'the queue\'s arguments as a JSON object, e.g. {"x-queue-type": "quorum", "x-delivery-limit": 5}; '
         "its x-dead-letter-exchange / -routing-key say where dead letters go",
+    ),
+    (
+        "rabbitmq_prefetch_extra",
+        worker_env.RABBITMQ_PREFETCH_EXTRA,
+        "messages prefetched beyond the concurrency so a free slot starts at once; if the worker itself "
+        "crashes, each of them counts one attempt it never ran (0: prefetch = the concurrency)",
     ),
     ("rabbitmq_ca_file", worker_env.RABBITMQ_CA_FILE, "amqps://: CA certificate (PEM) of the broker"),
     ("rabbitmq_client_cert_file", worker_env.RABBITMQ_CLIENT_CERT_FILE, "amqps://: client certificate (PEM)"),

@@ -11,6 +11,12 @@
     @qc_worker.task(batch_size=500, batch_max_wait_seconds=2)
     def bulk_insert(messages: list[qc_worker.Message]) -> None: ...  # one call per batch
 
+    @qc_worker.task(max_messages_per_second=20)
+    def call_api(message: qc_worker.Message) -> None: ...    # at most 20 a second in this worker
+
+`max_messages_per_second` limits one worker; the fleet's limit is `spec.worker.maxMessagesPerSecond`,
+divided among the pods by the operator. Where both are set, the smaller one holds (`qc_worker.throttle`).
+
 A task succeeds by returning; raising (or running past its time limit) fails the message, which is retried
 and dead-lettered after `max_delivery_attempts`. Raising `qc_worker.MalformedMessage` dead-letters at once.
 """
@@ -37,6 +43,7 @@ class TaskOptions:
     max_delivery_attempts: int | None = None
     batch_size: int | None = None  # set: the function takes list[Message]
     batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS
+    max_messages_per_second: float | None = None  # set: task starts in this worker are limited to it
 
 
 def task(
@@ -45,11 +52,16 @@ def task(
     max_delivery_attempts: int | None = None,
     batch_size: int | None = None,
     batch_max_wait_seconds: float = BATCH_MAX_WAIT_SECONDS,
+    max_messages_per_second: float | None = None,
 ) -> Callable[[F], F]:
     """Attach options to a task function. The function itself is returned, so it stays picklable by name."""
     if batch_size is not None and batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    options = TaskOptions(time_limit_seconds, max_delivery_attempts, batch_size, batch_max_wait_seconds)
+    if max_messages_per_second is not None and not max_messages_per_second > 0:
+        raise ValueError("max_messages_per_second must be positive")
+    options = TaskOptions(
+        time_limit_seconds, max_delivery_attempts, batch_size, batch_max_wait_seconds, max_messages_per_second
+    )
 
     def decorate(function: F) -> F:
         setattr(function, TASK_OPTIONS_ATTRIBUTE, options)

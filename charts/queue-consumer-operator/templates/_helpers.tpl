@@ -81,6 +81,12 @@ kinds) are fenced further by the ValidatingAdmissionPolicies in admission-polici
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create"]
+# The rate-limit ConfigMap of a QueueConsumer with spec.worker.maxMessagesPerSecond: each pod's share,
+# read every tick, created, and patched when the fleet changes (the admission policy allows only those a
+# QueueConsumer controls).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
 # kopf posts core/v1 Events (the operator's Warning and Normal events go through kopf).
 - apiGroups: [""]
   resources: ["events"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from qc_worker.messages import Delivery
 
@@ -83,6 +83,15 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class AdjustablePrefetch(Protocol):
+    """A source the broker pushes to (RabbitMQ): the runtime lowers what it may push while throttled."""
+
+    async def set_prefetch(self, count: int) -> bool:
+        """Let the broker push at most `count` unsettled messages; False if that failed (asked again)."""
+        ...
 
 
 def cut_to_bytes(text: str, limit_bytes: int) -> str:

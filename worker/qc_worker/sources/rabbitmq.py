@@ -1,4 +1,4 @@
-"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window.
+"""RabbitMQ through aio-pika: the queue as its owner declared it, manual acks, prefetch = the window + 1.
 
 The queue is checked passively by default, so a quorum queue or one with `x-message-ttl`,
 `x-max-length` or `x-dead-letter-exchange` is consumed as it is; `--rabbitmq-declare-queue` declares it
@@ -159,6 +159,26 @@ class RabbitMQSource:
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
+
+    async def set_prefetch(self, count: int) -> bool:
+        """Let the broker push at most `count` messages (the runtime's window while rate limited). RabbitMQ
+        applies a consumer's prefetch when it starts, so the consumer is replaced: what the old one delivered
+        (up to its cancel-ok, aiormq hands over every delivery before it) stays ours and is settled as usual;
+        the new one gets `count` more once those are settled. False when it failed (the runtime asks again).
+        """
+        if self._channel is None or self._queue is None:
+            return False
+        try:
+            await self._channel.set_qos(prefetch_count=count)
+            if self._consumer_tag is not None:
+                await self._queue.cancel(self._consumer_tag)
+                self._consumer_tag = None
+            self._consumer_tag = await self._queue.consume(self._inbox.put, no_ack=False)
+        except Exception as error:  # the connection is down: asked again on the next receive
+            log.warning("could not change the prefetch to %d: %s", count, error)
+            return False
+        self._prefetch = count
+        return True
 
     async def _exists(self, connection: AbstractRobustConnection, kind: str, name: str) -> bool:
         """A passive check on a channel of its own: a missing entity closes the channel that asked."""
