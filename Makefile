@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH):/usr/local/go/bin
 
 .PHONY: help bootstrap test test-fast lint demo stack-up stack-down stack-status bench-worker bench-operator \
-        bench-simulator bench-pod-memory manifests dashboards scan clean
+        bench-simulator bench-keda bench-pod-memory manifests dashboards scan clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -47,6 +47,10 @@ bench-operator: bootstrap ## 500 QueueConsumers: operator CPU, RSS, API writes, 
 
 bench-simulator: bootstrap ## the checked-in traces through our scaler and KEDA + HPA defaults
 	$(PY) -m benchmarks.bench_simulator
+
+bench-keda: bootstrap ## ours beside the real KEDA + HPA on real pods, same messages; the simulator beside (~20 min)
+	$(PY) -m devstack.keda
+	$(PY) -m benchmarks.bench_keda $(BENCH_KEDA_ARGS)
 
 manifests: bootstrap ## regenerate manifests/ from the Helm chart
 	$(PY) -m devstack.manifests

@@ -24,6 +24,7 @@ from devstack import binaries, netns
 from devstack.process import ManagedProcess, free_port
 
 ADMIN_USER = "qc-admin"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 START_TIMEOUT_SECONDS = 90.0
 SERVICE_ACCOUNT_TOKEN_SECONDS = 24 * 3600
 
@@ -59,6 +60,62 @@ def make_certificates(directory: Path) -> None:
     )
     _openssl("genrsa", "-out", str(directory / "sa.key"), "2048")
     _openssl("rsa", "-in", str(directory / "sa.key"), "-pubout", "-out", str(directory / "sa.pub"))
+    make_front_proxy_certificates(directory)
+
+
+def make_front_proxy_certificates(directory: Path) -> None:
+    """The aggregation layer's front-proxy CA and the client certificate the apiserver proxies with.
+
+    Inert until an APIService names a Service (devstack/keda.py registers KEDA's metrics adapter).
+    """
+    ca_key, ca_crt = directory / "front-proxy-ca.key", directory / "front-proxy-ca.crt"
+    key, csr, crt = (directory / f"front-proxy-client.{suffix}" for suffix in ("key", "csr", "crt"))
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "30",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_crt),
+        "-subj",
+        "/CN=front-proxy-ca",
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        f"/CN={FRONT_PROXY_CLIENT}",
+    )
+    extensions = directory / "front-proxy-client.ext"
+    extensions.write_text("extendedKeyUsage = clientAuth\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_crt),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-out",
+        str(crt),
+        "-extfile",
+        str(extensions),
+    )
 
 
 def write_kubeconfig(path: Path, server: str, ca_file: Path, user: str, token: str, namespace: str) -> Path:
@@ -172,6 +229,7 @@ class KubeControlPlane:
                 "InternalIP",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                *_aggregation_flags(pki),
             ],
             lambda: self._readyz(),
         )
@@ -280,6 +338,22 @@ def _controllers(with_node: bool) -> list[str]:
     if not with_node:
         disabled.append("nodelifecycle")
     return ["*", *(f"-{name}" for name in disabled)]
+
+
+def _aggregation_flags(pki: Path) -> list[str]:
+    """The aggregation layer (shared/ENVIRONMENT.md, "Real KEDA"): an APIService's backend trusts requests
+    that carry the front-proxy client certificate. Service routing (not endpoints) lets an ExternalName
+    Service point at a loopback adapter, which Endpoints may not name."""
+    return [
+        "--requestheader-client-ca-file", str(pki / "front-proxy-ca.crt"),
+        "--requestheader-allowed-names", FRONT_PROXY_CLIENT,
+        "--requestheader-username-headers", "X-Remote-User",
+        "--requestheader-group-headers", "X-Remote-Group",
+        "--requestheader-extra-headers-prefix", "X-Remote-Extra-",
+        "--proxy-client-cert-file", str(pki / "front-proxy-client.crt"),
+        "--proxy-client-key-file", str(pki / "front-proxy-client.key"),
+        "--enable-aggregator-routing=false",
+    ]  # fmt: skip
 
 
 def _http_ok(url: str) -> bool:

@@ -43,3 +43,7 @@ WORKER_METRICS_PATH: Final = "/metrics"
 # Optional pod annotation overriding the port the operator scrapes a worker's metrics on. Real pods never
 # need it (each pod has its own IP); the local kubelet stand-in runs every worker on 127.0.0.1 and sets it.
 METRICS_PORT_ANNOTATION: Final = f"{GROUP}/metrics-port"
+
+# Label users put on a QueueConsumer to pin it to one operator shard (its index, "0", "1", ...); without
+# it the shard comes from a hash of the object's uid. Moving the label moves the QueueConsumer.
+SHARD_LABEL: Final = f"{GROUP}/shard"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import sys
+import time
 
 from qc_operator.convert import cli as convert
 
@@ -36,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def peering_priority(started_seconds: float, tie_break: int) -> int:
+    """This replica's kopf peering priority: the oldest replica acts, the others stand by.
+
+    kopf pauses every replica that sees a peer of higher *or equal* priority, so equal priorities (kopf's
+    default, 0 for all) would leave all of them paused. Earlier start, higher priority: a replica that
+    restarts joins as a standby instead of taking over; the random part breaks a same-millisecond tie."""
+    return -int(started_seconds * 1000) * 1000 + tie_break % 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulate"]:
@@ -52,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = OperatorSettings.from_environment()
     kopf.configure(verbose=args.verbose)
+    if settings.peering:
+        from qc_operator.kube import ensure_peering_objects, make_api_client
+
+        ensure_peering_objects(make_api_client(settings.kubeconfig), settings.peering, args.namespace)
     asyncio.run(
         kopf.operator(
             clusterwide=not args.namespace,
@@ -59,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             liveness_endpoint=args.liveness,
             standalone=not settings.peering,
             peering_name=settings.peering or None,
+            priority=peering_priority(time.time(), random.randrange(1000)),
             registry=kopf.get_default_registry(),
         )
     )

@@ -321,3 +321,22 @@ class Kube:
             name,
             {"status": status},
         )
+
+
+def ensure_peering_objects(api_client: client.ApiClient, name: str, namespaces: list[str]) -> None:
+    """kopf's peering object for this operator: a ClusterKopfPeering, or a KopfPeering in each watched
+    namespace. kopf waits, paused, until its object exists; the chart cannot create it in the same release
+    as the peering CRDs, so each replica makes sure of it at startup (an existing one is left as it is)."""
+    custom: Any = client.CustomObjectsApi(api_client)
+    where: list[str | None] = [*namespaces] or [None]
+    for namespace in where:
+        kind = "KopfPeering" if namespace else "ClusterKopfPeering"
+        body = {"apiVersion": "kopf.dev/v1", "kind": kind, "metadata": {"name": name}}
+        try:
+            if namespace:
+                custom.create_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", body)
+            else:
+                custom.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", body)
+        except ApiException as error:
+            if error.status != 409:  # 409: it exists
+                raise RuntimeError(f"cannot create the {kind} {name!r}: {api_message(error)}") from error

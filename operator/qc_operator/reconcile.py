@@ -4,6 +4,7 @@ Invoked from `handlers`: `ensure_children` on create/update/resume, `Autoscaler.
 per-object daemon every polling interval. A tick is three steps: `observe` (every read: the Deployment,
 Secrets, the backlog, the workers' metrics), the pure `plan.plan` (the target, the status and the Events),
 and `apply` (every write: pod-deletion costs first, then the Deployment's scale, then the status).
+What many QueueConsumers would each read every tick is read once for all of them (`Shared`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,18 @@ from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_worker
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
 from qc_operator.sources.base import GoogleTokenSource
+from qc_operator.sources.rabbitmq import QueueListings, RabbitMQBacklog
 from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Shared:
+    """What the operator reads once for many QueueConsumers: one per process, in kopf's memo."""
+
+    listings: QueueListings = field(default_factory=QueueListings)  # RabbitMQ, one per broker and vhost
 
 
 async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> DeploymentState:
@@ -106,6 +115,7 @@ class Autoscaler:
     # from tick to tick (a jitter would change the status, and cost a write, at steady state).
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
     desired_for: tuple[Any, dict[str, Any]] | None = None  # (generation, the Deployment it builds)
+    shared: Shared | None = None  # None: every read is this QueueConsumer's own
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -154,6 +164,8 @@ class Autoscaler:
             refs, interval = spec.backlog.secret_refs(), spec.polling_interval_seconds
             secrets = await self.kube.secret_values(namespace, refs, max_age_seconds=interval)
             reader = spec.backlog.reader(secrets, self.google_tokens)
+            if self.shared is not None and isinstance(reader, RabbitMQBacklog):
+                reader = reader.shared(self.shared.listings, spec.polling_interval_seconds)
             started = time.monotonic()
             try:
                 timeout = request_timeout_seconds(spec.polling_interval_seconds)

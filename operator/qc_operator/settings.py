@@ -15,6 +15,14 @@ class OperatorSettings:
     # QC_PEERING: kopf peering name shared by operator replicas (one acts at a time, the others wait);
     # "" runs standalone (one replica only). Needs kopf's peering CRDs, which the chart installs.
     peering: str = ""
+    # QC_PEERING_LIFETIME_SECONDS: how long a replica's peering heartbeat counts; a standby takes over
+    # from an active replica that died without saying goodbye after at most this long (a clean stop hands
+    # over at once). Each replica renews its heartbeat 5-10 s before it runs out.
+    peering_lifetime_seconds: int = 20
+    # QC_SHARD_INDEX / QC_SHARD_COUNT: this operator handles the QueueConsumers of shard INDEX of COUNT
+    # (`sharding`: the label queueconsumer.io/shard, else a hash of the uid). 0 of 1: all of them.
+    shard_index: int = 0
+    shard_count: int = 1
 
     @staticmethod
     def from_environment() -> OperatorSettings:
@@ -22,4 +30,7 @@ class OperatorSettings:
             metrics_port=int(os.environ.get("QC_METRICS_PORT", "9090")),
             kubeconfig=os.environ.get("KUBECONFIG") or None,
             peering=os.environ.get("QC_PEERING", ""),
+            peering_lifetime_seconds=int(os.environ.get("QC_PEERING_LIFETIME_SECONDS", "20")),
+            shard_index=int(os.environ.get("QC_SHARD_INDEX", "0")),
+            shard_count=int(os.environ.get("QC_SHARD_COUNT", "1")),
         )

@@ -18,6 +18,7 @@ VALUES: dict[str, list[str]] = {
     "defaults": [],
     "namespaced": ["watch.allNamespaces=false", "watch.namespaces[0]=team-a", "watch.namespaces[1]=team-b"],
     "ha-with-peering": ["operator.replicas=2", "peering.enabled=true"],
+    "sharded-ha": ["sharding.shards=3", "operator.replicas=2", "peering.enabled=true"],
     "monitoring": [
         "metrics.serviceMonitor.enabled=true",
         "prometheusRule.enabled=true",
@@ -105,6 +106,21 @@ def test_namespaced_mode_grants_roles_only_in_watched_namespaces(helm_binary: Pa
     assert "--all-namespaces" not in args
 
 
+def test_each_shard_is_its_own_deployment_with_its_own_peering(helm_binary: Path) -> None:
+    deployments = [d for d in render(helm_binary, VALUE_SETS["sharded-ha"]) if d["kind"] == "Deployment"]
+    assert [d["metadata"]["name"] for d in deployments] == [
+        f"qc-queue-consumer-operator-shard-{i}" for i in range(3)
+    ]
+    selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments]
+    assert len(set(selectors)) == 3, "a shard's Deployment must not select another shard's pods"
+    for index, deployment in enumerate(deployments):
+        env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["QC_SHARD_INDEX"] == str(index)
+        assert env["QC_SHARD_COUNT"] == "3"
+        assert env["QC_PEERING"] == f"queue-consumer-operator-shard-{index}"
+        assert deployment["spec"]["replicas"] == 2
+
+
 def test_no_rule_grants_delete_or_wildcards(helm_binary: Path) -> None:
     for name, extra in VALUE_SETS.items():
         for doc in render(helm_binary, extra):
@@ -120,6 +136,7 @@ def test_no_rule_grants_delete_or_wildcards(helm_binary: Path) -> None:
         (["--set", "watch.allNamespaces=false"], "/watch/namespaces"),
         (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
         (["--set", "operator.metricsPort=70000"], "/operator/metricsPort"),
+        (["--set", "sharding.shards=0"], "/sharding/shards"),
         (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
         (
             ["--set", "admissionPolicies.podSecurity.allowedCapabilities[0]=net_admin"],

@@ -92,10 +92,11 @@ kinds) are fenced further by the ValidatingAdmissionPolicies in admission-polici
   resources: ["events"]
   verbs: ["create"]
 {{- if and .Values.peering.enabled (not .Values.watch.allNamespaces) }}
-# Namespaced peering (kopf watches the peers and patches its own heartbeat into the KopfPeering).
+# Namespaced peering (kopf watches the peers and patches its own heartbeat into the KopfPeering, which
+# each replica creates at startup if it is missing).
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["list", "watch", "patch", "create"]
 {{- end }}
 {{- end -}}
 

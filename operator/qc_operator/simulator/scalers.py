@@ -131,6 +131,11 @@ class KedaHpaScaler:
     messages_per_replica: float  # KEDA's `value` (queueLength / subscriptionSize): the HPA's AverageValue
     max_replicas: int
     name: str = "KEDA + HPA"
+    # The ScaledObject's pollingInterval and cooldownPeriod, and the HPA's behavior.scaleDown window
+    # (advanced.horizontalPodAutoscalerConfig): their defaults, or what a careful user tunes them to.
+    polling_interval_seconds: float = KEDA_POLLING_INTERVAL_SECONDS
+    cooldown_seconds: float = KEDA_COOLDOWN_SECONDS
+    scale_down_window_seconds: float = scaling.HPA_SCALE_DOWN.stabilization_window_seconds
     state: scaling.ScalingState = field(default_factory=scaling.ScalingState)
     last_active: float = -math.inf
     _next_poll: float = 0.0
@@ -139,20 +144,23 @@ class KedaHpaScaler:
     @property
     def hpa_policy(self) -> scaling.ScalingPolicy:
         # KEDA's own loop below owns idleness and 0 <-> 1, so the HPA part never cools down by itself.
+        scale_down = replace(
+            scaling.HPA_SCALE_DOWN, stabilization_window_seconds=self.scale_down_window_seconds
+        )
         return scaling.hpa_compatible(
-            1, self.max_replicas, self.messages_per_replica, cooldown_seconds=math.inf
+            1, self.max_replicas, self.messages_per_replica, cooldown_seconds=math.inf, scale_down=scale_down
         )
 
     def step(self, now: float, signals: Signals, current: int) -> int:
         backlog = signals.backlog  # KEDA and the HPA read the backlog alone
         wanted = current
         if now >= self._next_poll:  # KEDA's own loop: activation and cooldown
-            self._next_poll = now + KEDA_POLLING_INTERVAL_SECONDS
+            self._next_poll = now + self.polling_interval_seconds
             if backlog > 0:
                 self.last_active = now
                 if current == 0:
                     wanted = 1
-            elif current > 0 and now - self.last_active >= KEDA_COOLDOWN_SECONDS:
+            elif current > 0 and now - self.last_active >= self.cooldown_seconds:
                 return 0
         if wanted > 0 and now >= self._next_sync:  # the HPA's sync loop, only while KEDA has activated
             self._next_sync = now + HPA_SYNC_SECONDS

@@ -7,6 +7,10 @@ under its own work.
 `tls` (spec.source.rabbitmq.tls): the CA that signs the broker and an optional client certificate, from
 Secrets. The operator reads them with its other Secrets and passes them to its `https://` reads; the
 workers get them as read-only files (a Secret volume) and their paths in QC_RABBITMQ_* variables.
+
+At scale the backlog comes from one listing of the vhost's queues per broker, shared by every
+QueueConsumer on it (`QueueListings`, one per operator process): 5,000 QueueConsumers on one broker then
+cost a few paged listings per polling interval instead of 5,000 requests.
 """
 
 from __future__ import annotations
@@ -27,11 +31,63 @@ from qc_operator.sources.base import (
     SecretKeyRef,
     SourceError,
 )
+from qc_operator.sources.shared import SharedReads
 
 KIND = "rabbitmq"
 MANAGEMENT_PORT = 15672  # the management plugin's default, when the URL names none
 TLS_MOUNT_DIRECTORY = "/var/run/secrets/queueconsumer.io/rabbitmq"
 SECRET_FILE_MODE = 0o440  # read-only, for the worker's user through the pod's fsGroup
+COUNTS = ("messages_ready", "messages_unacknowledged")
+PAGE_SIZE = 500  # the management API's largest page
+MAX_PAGES = 200  # 100,000 queues in one vhost; past that a listing is refused with a message
+# A listing is shared for at most this long, and a quarter of the reader's polling interval: the counts
+# it gives are then that much older than a reading of their own, well inside the reaction target
+# (polling interval + 2 s). The management API refreshes its counts every 5 s by default anyway.
+MAX_LISTING_AGE_SECONDS = 1.0
+LISTING_SHARE_OF_INTERVAL = 0.25
+
+Counts = Mapping[str, Any]  # one queue's entry of a listing: name, messages_ready, messages_unacknowledged
+# (management API base URL, vhost, credentials, TLS material): who may share a listing
+ListingKey = tuple[str, str, tuple[str, str], ClientTls | None]
+QueueListings = SharedReads[dict[str, Counts]]  # the operator's shared listings, by ListingKey
+
+
+def listing_age_seconds(polling_interval_seconds: float) -> float:
+    """How old a shared listing may be for a reader polling at this interval."""
+    return min(MAX_LISTING_AGE_SECONDS, LISTING_SHARE_OF_INTERVAL * polling_interval_seconds)
+
+
+def counts_reading(what: str, body: Any) -> BacklogReading:
+    """ready + unacked from one queue's answer (or its entry in a listing)."""
+    if not isinstance(body, dict):
+        raise SourceError(f"{what}: unexpected answer from the management API")
+    if any(key not in body for key in COUNTS):
+        raise SourceError(f"{what}: the management API has no message counts yet")
+    try:
+        return BacklogReading(float(body["messages_ready"]) + float(body["messages_unacknowledged"]))
+    except (TypeError, ValueError) as error:
+        raise SourceError(f"{what}: the message counts are not numbers") from error
+
+
+async def list_queues(fetch: FetchJson, key: ListingKey) -> dict[str, Counts]:
+    """Every queue of the vhost with its counts, page by page: queue name -> its entry."""
+    base, vhost, auth, tls = key
+    what = f"RabbitMQ queues of vhost {vhost!r}"
+    url = f"{base}/api/queues/{urllib.parse.quote(vhost, safe='')}"
+    columns = ",".join(("name", *COUNTS))
+    queues: dict[str, Counts] = {}
+    page, page_count = 1, 1
+    while page <= page_count:
+        params = {"page": str(page), "page_size": str(PAGE_SIZE), "columns": columns}
+        body = await fetch(url, what=what, params=params, basic_auth=auth, tls=tls)
+        if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+            raise SourceError(f"{what}: unexpected answer from the management API")
+        page_count = int(body.get("page_count") or 1)
+        if page_count > MAX_PAGES:
+            raise SourceError(f"{what}: more than {MAX_PAGES * PAGE_SIZE} queues, too many to list")
+        queues.update((str(q.get("name")), q) for q in body["items"] if isinstance(q, dict))
+        page += 1
+    return queues
 
 
 @dataclass(frozen=True)
@@ -106,6 +162,14 @@ class RabbitMQBacklog:
     queue: str
     vhost: str
     tls: ClientTls | None = None  # the CA / client certificate for an https:// management URL
+    # Shared listings (the operator's), and how old one may be; None: this queue's own request.
+    listings: QueueListings | None = None
+    max_listing_age_seconds: float = MAX_LISTING_AGE_SECONDS
+
+    def shared(self, listings: QueueListings, polling_interval_seconds: float) -> RabbitMQBacklog:
+        """This reader reading from the operator's shared listings."""
+        age = listing_age_seconds(polling_interval_seconds)
+        return RabbitMQBacklog(self.management_url, self.queue, self.vhost, self.tls, listings, age)
 
     async def read(self, fetch: FetchJson) -> BacklogReading:
         what = f"RabbitMQ queue {self.queue!r} in vhost {self.vhost!r}"
@@ -120,16 +184,17 @@ class RabbitMQBacklog:
                 f"{what}: spec.source.rabbitmq.tls is set but the management URL is not https://"
             )
         base = f"{parts.scheme}://{parts.hostname}:{port}{parts.path.rstrip('/')}"
+        if self.listings is not None:
+            key: ListingKey = (base, self.vhost, auth, self.tls)
+            queues = await self.listings.get(
+                key, lambda: list_queues(fetch, key), self.max_listing_age_seconds
+            )
+            if self.queue not in queues:
+                raise SourceError(f"{what}: not found (not in the vhost's listing)")
+            return counts_reading(what, queues[self.queue])
         vhost, queue = urllib.parse.quote(self.vhost, safe=""), urllib.parse.quote(self.queue, safe="")
         body = await fetch(f"{base}/api/queues/{vhost}/{queue}", what=what, basic_auth=auth, tls=self.tls)
-        if not isinstance(body, dict):
-            raise SourceError(f"{what}: unexpected answer from the management API")
-        if "messages_ready" not in body or "messages_unacknowledged" not in body:
-            raise SourceError(f"{what}: the management API has no message counts yet")
-        try:
-            return BacklogReading(float(body["messages_ready"]) + float(body["messages_unacknowledged"]))
-        except (TypeError, ValueError) as error:
-            raise SourceError(f"{what}: the message counts are not numbers") from error
+        return counts_reading(what, body)
 
 
 @dataclass(frozen=True)
