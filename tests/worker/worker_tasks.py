@@ -15,6 +15,7 @@ from pathlib import Path
 import qc_worker
 
 RECORDS_DIR_ENV = "QC_TEST_RECORDS"  # the tests' own variable, not the worker's: where completions go
+DOWNSTREAM_FLAG_ENV = "QC_TEST_DOWNSTREAM_DOWN"  # a file: while it exists, `downstream_async` fails
 
 
 def _record(message_id: str) -> None:
@@ -99,6 +100,15 @@ async def fail_with_detail(message: qc_worker.Message) -> None:
 async def limited_async(message: qc_worker.Message) -> None:
     """At most 5 starts a second in one worker, whatever its share of a fleet's limit."""
     await asyncio.sleep(float(message.json().get("sleep", 0)))
+    _record(str(message.json()["id"]))
+
+
+async def downstream_async(message: qc_worker.Message) -> None:
+    """A task whose downstream is down while the flag file exists: it raises, as a refused write would."""
+    flag = os.environ.get(DOWNSTREAM_FLAG_ENV)
+    await asyncio.sleep(float(message.json().get("sleep", 0)))
+    if flag and os.path.exists(flag):  # noqa: ASYNC240 (a stat of a local file: no I/O wait worth a thread)
+        raise ConnectionRefusedError("the downstream refused the write")
     _record(str(message.json()["id"]))
 
 
