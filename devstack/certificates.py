@@ -1,6 +1,7 @@
-"""Certificates made with openssl for the stack's TLS listeners and their clients (RabbitMQ's amqps:// and
-https:// management ports): a CA, a server certificate it signs for 127.0.0.1 and localhost, and a client
-certificate it signs. Keys are unencrypted PEM files in a directory only the tests use."""
+"""Certificates made with openssl for the stack's TLS listeners and their clients: a CA and the certificates
+it signs — RabbitMQ's amqps:// and https:// management ports (a server certificate for 127.0.0.1 and
+localhost, a client certificate), the apiserver's front-proxy client (`devstack.kube`) and KEDA's serving
+certificate (`devstack.keda`). Keys are unencrypted PEM files in a directory only the stack uses."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run([binary, *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+def make_ca(directory: Path, name: str, days: int = VALID_DAYS) -> tuple[Path, Path]:
     """A self-signed CA: (certificate, key)."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
@@ -42,7 +43,7 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
         f"rsa:{KEY_BITS}",
         "-nodes",
         "-days",
-        str(VALID_DAYS),
+        str(days),
         "-subj",
         f"/CN={name}",
         "-keyout",
@@ -59,9 +60,17 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
 
 
 def sign(
-    directory: Path, name: str, ca: tuple[Path, Path], usage: str, names: str | None = None
+    directory: Path,
+    name: str,
+    ca: tuple[Path, Path],
+    usage: str,
+    names: str | None = None,
+    *,
+    common_name: str | None = None,
+    days: int = VALID_DAYS,
 ) -> tuple[Path, Path]:
-    """A certificate for `name` signed by `ca` (`usage`: serverAuth or clientAuth): (certificate, key)."""
+    """A certificate `<name>.crt` signed by `ca` (`usage`: serverAuth, clientAuth or both), its subject
+    `common_name` (else `name`): (certificate, key)."""
     cert, key, request = directory / f"{name}.crt", directory / f"{name}.key", directory / f"{name}.csr"
     extensions = directory / f"{name}.ext"
     extensions.write_text(f"extendedKeyUsage={usage}\n" + (f"{names}\n" if names else ""))
@@ -71,7 +80,7 @@ def sign(
         f"rsa:{KEY_BITS}",
         "-nodes",
         "-subj",
-        f"/CN={name}",
+        f"/CN={common_name or name}",
         "-keyout",
         str(key),
         "-out",
@@ -89,7 +98,7 @@ def sign(
         str(ca[1]),
         "-CAcreateserial",
         "-days",
-        str(VALID_DAYS),
+        str(days),
         "-extfile",
         str(extensions),
         "-out",

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from devstack import binaries, netns
-from devstack.kube import KubeControlPlane
+from devstack import binaries, certificates, netns
+from devstack.kube import CERTIFICATE_DAYS, KubeControlPlane
 from devstack.process import ManagedProcess, free_port
 
 KEDA_DIR = binaries.REPO_ROOT / "tools/keda"
@@ -70,66 +70,24 @@ def module_dir() -> Path:
     return Path(cache.stdout.strip()) / f"{MODULE}@{OPERATOR.version}"
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def make_certificates(directory: Path) -> None:
     """ca.crt, tls.crt, tls.key (the names KEDA reads from --cert-dir): one certificate for serving and
     for the adapter's gRPC client, naming loopback and the Services the apiserver checks it against."""
     directory.mkdir(parents=True, exist_ok=True)
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "30",
-        "-keyout",
-        str(directory / "ca.key"),
-        "-out",
-        str(directory / "ca.crt"),
-        "-subj",
-        "/CN=keda-ca",
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(directory / "tls.key"),
-        "-out",
-        str(directory / "tls.csr"),
-        "-subj",
-        f"/CN={OPERATOR_SERVICE}",
-    )
+    ca = certificates.make_ca(directory, "ca", days=CERTIFICATE_DAYS)
     names = [
         f"DNS:{service}.{NAMESPACE}.{suffix}"
         for service in (OPERATOR_SERVICE, ADAPTER_SERVICE)
         for suffix in ("svc", "svc.cluster.local")
     ]
-    (directory / "tls.ext").write_text(
-        f"subjectAltName = IP:127.0.0.1,DNS:localhost,{','.join(names)}\n"
-        "extendedKeyUsage = serverAuth,clientAuth\n"
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(directory / "tls.csr"),
-        "-CA",
-        str(directory / "ca.crt"),
-        "-CAkey",
-        str(directory / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-out",
-        str(directory / "tls.crt"),
-        "-extfile",
-        str(directory / "tls.ext"),
+    certificates.sign(
+        directory,
+        "tls",
+        ca,
+        "serverAuth,clientAuth",
+        f"subjectAltName=IP:127.0.0.1,DNS:localhost,{','.join(names)}",
+        common_name=OPERATOR_SERVICE,
+        days=CERTIFICATE_DAYS,
     )
 
 

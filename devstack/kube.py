@@ -20,11 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from devstack import binaries, netns
+from devstack import binaries, certificates, netns
 from devstack.process import ManagedProcess, free_port
 
 ADMIN_USER = "qc-admin"
 FRONT_PROXY_CLIENT = "front-proxy-client"
+CERTIFICATE_DAYS = 30  # the stack's own certificates: `make stack-up` may run for days
 START_TIMEOUT_SECONDS = 90.0
 SERVICE_ACCOUNT_TOKEN_SECONDS = 24 * 3600
 
@@ -68,54 +69,8 @@ def make_front_proxy_certificates(directory: Path) -> None:
 
     Inert until an APIService names a Service (devstack/keda.py registers KEDA's metrics adapter).
     """
-    ca_key, ca_crt = directory / "front-proxy-ca.key", directory / "front-proxy-ca.crt"
-    key, csr, crt = (directory / f"front-proxy-client.{suffix}" for suffix in ("key", "csr", "crt"))
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "30",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca_crt),
-        "-subj",
-        "/CN=front-proxy-ca",
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
-        f"/CN={FRONT_PROXY_CLIENT}",
-    )
-    extensions = directory / "front-proxy-client.ext"
-    extensions.write_text("extendedKeyUsage = clientAuth\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca_crt),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-out",
-        str(crt),
-        "-extfile",
-        str(extensions),
-    )
+    ca = certificates.make_ca(directory, "front-proxy-ca", days=CERTIFICATE_DAYS)
+    certificates.sign(directory, FRONT_PROXY_CLIENT, ca, "clientAuth", days=CERTIFICATE_DAYS)
 
 
 def write_kubeconfig(path: Path, server: str, ca_file: Path, user: str, token: str, namespace: str) -> Path:
