@@ -52,12 +52,15 @@ HANDOVER_BOUND_SECONDS = PEERING_LIFETIME_SECONDS + 20
 class Operator:
     """A `qc-operator run` process with its own /metrics port and log file."""
 
-    def __init__(self, kube: KubeControlPlane, log_path: Path, **env: str) -> None:
+    def __init__(self, kube: KubeControlPlane, log_path: Path, namespace: str | None, **env: str) -> None:
         self.metrics_port = free_port()
+        # One namespace where the test allows it: the rest of the session's QueueConsumers (a thousand of
+        # them after the split test) are not its business and would only slow it down.
+        scope = ["--namespace", namespace] if namespace else ["-A"]
         argv = [
             str(Path(sys.executable).with_name("qc-operator")),
             "run",
-            "-A",
+            *scope,
             "--liveness",
             f"http://127.0.0.1:{free_port()}/healthz",
         ]
@@ -98,12 +101,16 @@ class Operator:
 
 @contextlib.contextmanager
 def operators(
-    kube: KubeControlPlane, log_directory: Path, *envs: dict[str, str], role: str = "operator"
+    kube: KubeControlPlane,
+    log_directory: Path,
+    *envs: dict[str, str],
+    role: str = "operator",
+    namespace: str | None = None,
 ) -> Iterator[list[Operator]]:
     started: list[Operator] = []
     try:
         for i, env in enumerate(envs):
-            started.append(Operator(kube, log_directory / f"{role}-{i}.log", **env))
+            started.append(Operator(kube, log_directory / f"{role}-{i}.log", namespace, **env))
         yield started
     finally:
         for one in started:
@@ -184,7 +191,7 @@ def test_two_shards_split_a_thousand_queue_consumers_with_no_overlap_and_no_gap(
     namespace = new_namespace(admin, "shard")
     uids = create_many(admin, namespace, "orders", CONSUMERS)
     shards = [{"QC_SHARD_INDEX": str(i), "QC_SHARD_COUNT": "2"} for i in range(2)]
-    with operators(kube, tmp_path, *shards) as (zero, one):
+    with operators(kube, tmp_path, *shards, namespace=namespace) as (zero, one):
 
         def all_ticked() -> bool:
             return len(set(zero.reconciled(namespace)) | set(one.reconciled(namespace))) == CONSUMERS
@@ -208,7 +215,7 @@ def test_a_queue_consumer_moved_to_another_shard_by_its_label_is_picked_up_there
     uids = create_many(admin, namespace, "orders", 6)
     moved = next(name for name, uid in uids.items() if owner(uid, {}, 2) == 0)
     shards = [{"QC_SHARD_INDEX": str(i), "QC_SHARD_COUNT": "2"} for i in range(2)]
-    with operators(kube, tmp_path, *shards) as (zero, one):
+    with operators(kube, tmp_path, *shards, namespace=namespace) as (zero, one):
         wait_until(lambda: moved in zero.reconciled(namespace), 120, "shard 0 to tick its QueueConsumer")
         assert moved not in one.reconciled(namespace)
         # Its label moves it to shard 1: shard 0 lets go (its daemon stops, its series go), shard 1 picks it
