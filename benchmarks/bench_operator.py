@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ INTERVAL_SECONDS = 15
 CREATE_TIMEOUT_SECONDS = 900
 CREATE_TIMEOUT_SECONDS_PER_CONSUMER = 1.2  # 500 took 282 s on the shared machine at a load of 28
 SCALE_TIMEOUT_SECONDS = 10 * INTERVAL_SECONDS
+CREATE_THREADS = 8  # concurrent creations: enough to keep the apiserver busy, not so many it times out
 
 
 def consumer(name: str, queue: str) -> dict[str, Any]:
@@ -85,6 +87,44 @@ def create_retrying(custom: client.CustomObjectsApi, body: dict[str, Any], attem
             if error.status not in (429, 500, 503, 504) or attempt == attempts - 1:
                 raise
             time.sleep(2**attempt)
+
+
+def create_consumers(api_client: client.ApiClient, names: list[str]) -> None:
+    """Create the QueueConsumers from a few threads: one by one, 10,000 take longer than the run itself.
+    The "probe" consumes the probe queue, every other one the idle queue."""
+    custom = client.CustomObjectsApi(api_client)
+    with ThreadPoolExecutor(CREATE_THREADS) as pool:
+        bodies = [consumer(name, "probe" if name == "probe" else "idle") for name in names]
+        for _ in pool.map(functools.partial(create_retrying, custom), bodies):
+            pass
+
+
+def prepare(kube: KubeControlPlane, broker: RabbitMQ) -> client.ApiClient:
+    """Start the apiserver and RabbitMQ; the CRD, the namespace, the broker's Secret, the two queues."""
+    kube.start()
+    broker.start()
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kube.admin_kubeconfig)
+    )
+    client.ApiextensionsV1Api(api_client).create_custom_resource_definition(yaml.safe_load(CRD.read_text()))
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+    secret = {
+        "url": broker.amqp_url,
+        "managementUrl": f"http://guest:guest@127.0.0.1:{broker.management_port}",
+    }
+    data: dict[str, bytes | str] = {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()}
+    secret_body = client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), data=data)
+    core.create_namespaced_secret(NAMESPACE, secret_body)
+    for queue in ("idle", "probe"):
+        broker.api("PUT", f"/api/queues/%2F/{queue}", {"durable": True})
+        counted = functools.partial(queue_counted, broker, queue)
+        wait_until(counted, 15, f"the counts of queue {queue!r} in the management API")
+    return api_client
+
+
+def consumer_names(count: int) -> list[str]:
+    return [*(f"c{i:05d}" for i in range(count - 1)), "probe"]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -209,35 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         kube, broker = KubeControlPlane(Path(directory) / "kube"), RabbitMQ(Path(directory) / "rabbitmq")
         operator = None
         try:
-            kube.start()
-            broker.start()
-            api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=str(kube.admin_kubeconfig)
-            )
-            client.ApiextensionsV1Api(api_client).create_custom_resource_definition(
-                yaml.safe_load(CRD.read_text())
-            )
-            core = client.CoreV1Api(api_client)
-            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-            secret = {
-                "url": broker.amqp_url,
-                "managementUrl": f"http://guest:guest@127.0.0.1:{broker.management_port}",
-            }
-            data: dict[str, bytes | str] = {
-                k: base64.b64encode(v.encode()).decode() for k, v in secret.items()
-            }
-            secret_body = client.V1Secret(metadata=client.V1ObjectMeta(name="rabbitmq"), data=data)
-            core.create_namespaced_secret(NAMESPACE, secret_body)
-            for queue in ("idle", "probe"):
-                broker.api("PUT", f"/api/queues/%2F/{queue}", {"durable": True})
-                counted = functools.partial(queue_counted, broker, queue)
-                wait_until(counted, 15, f"the counts of queue {queue!r} in the management API")
-            custom = client.CustomObjectsApi(api_client)
+            api_client = prepare(kube, broker)
             create_started = time.monotonic()
-            names = [*(f"c{i:04d}" for i in range(args.consumers - 1)), "probe"]
-            for name in names:
-                body = consumer(name, "probe" if name == "probe" else "idle")
-                create_retrying(custom, body)
+            create_consumers(api_client, consumer_names(args.consumers))
             env = {
                 **os.environ,
                 "KUBECONFIG": str(kube.admin_kubeconfig),

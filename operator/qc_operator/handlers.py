@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -32,6 +33,9 @@ RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
+# A new QueueConsumer's first tick waits for its create handler, checking this often, at most this long.
+CHILDREN_POLL_SECONDS = 1.0
+CHILDREN_WAIT_LIMIT_SECONDS = 120.0
 
 
 @kopf.on.startup()
@@ -50,6 +54,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
     memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
+    memo.children_handled = set()  # uids whose create/resume handler ran, until their first tick
     memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
     memo.shared = Shared()  # one per process: RabbitMQ listings and Secret values, shared likewise
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
@@ -115,18 +120,25 @@ def owned(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
 @kopf.on.resume(*RESOURCE, when=owned)
 @kopf.on.create(*RESOURCE, when=owned)
 @kopf.on.update(*RESOURCE, field="spec", when=owned)
-async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    plain = copy.deepcopy(dict(body))
+async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    plain = plain_body(body)
     problem = sharding.label_problem(body["metadata"].get("labels") or {}, memo.shard.count)
     if problem:
         kopf.warn(body, reason="ShardLabelInvalid", message=problem)
+    name = builders.worker_name(plain["metadata"]["name"])
+    # As watched: a new QueueConsumer's Deployment is created without a read first, an existing one is
+    # compared without a read (kopf fills its indexes before it calls a handler).
+    watched = latest(kwargs["worker_deployments"], plain["metadata"]["namespace"], name)
     try:
-        await ensure_children(memo.kube, plain, spec_module.parse(plain["spec"]))
+        await ensure_children(memo.kube, plain, spec_module.parse(plain["spec"]), watched)
     except Exception as error:
         reason = errors.ready_reason(error)
         if reason is None:
             raise  # kopf retries unexpected failures with its backoff
         await report_not_ready(memo, body, reason, str(error))
+    finally:
+        if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
+            memo.children_handled.add(plain["metadata"]["uid"])
 
 
 OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
@@ -164,56 +176,87 @@ def plain_body(body: kopf.Body) -> dict[str, Any]:
     return copy.deepcopy({**dict(body), "metadata": meta})
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=10, when=owned)
-async def scale(
-    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **kwargs: Any
+async def wait_for_children(
+    memo: kopf.Memo, body: kopf.Body, stopped: kopf.DaemonStopped, present: Callable[[], bool]
 ) -> None:
-    worker_deployments: kopf.Index[tuple[str, str], DeploymentState] = kwargs["worker_deployments"]
-    autoscaler = Autoscaler(
-        memo.kube,
-        memo.session,
-        memo.metrics,
-        memo.google_tokens,
-        watched=lambda namespace, name: latest(worker_deployments, namespace, name),
-        shared=memo.shared,
-    )
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    last_unexpected = ""  # an unexpected error is logged in full once, and again only when it changes
+    """Before a new QueueConsumer's first tick: wait until the create handler is done with its children
+    (or their Deployment is watched), at most CHILDREN_WAIT_LIMIT_SECONDS. Thousands created at once queue
+    up in kopf; a tick before their handler would make the children too, doubling the API calls."""
+    uid = body["metadata"]["uid"]
+    waited = 0.0
+    while not stopped and not present() and uid not in memo.children_handled:
+        if waited >= CHILDREN_WAIT_LIMIT_SECONDS:
+            break
+        await pause(stopped, CHILDREN_POLL_SECONDS)
+        waited += CHILDREN_POLL_SECONDS
+    memo.children_handled.discard(uid)
+
+
+@dataclasses.dataclass
+class Ticker:
+    """One QueueConsumer's loop state between ticks, besides its Autoscaler's."""
+
+    autoscaler: Autoscaler
     parsed_for: tuple[Any, spec_module.QueueConsumerSpec] | None = None  # (generation, its parsed spec)
-    if latest(worker_deployments, namespace, builders.worker_name(name)) is None:
-        # New: the create handler is making the children right now. A tick at once would find no
-        # Deployment and make them too, doubling the API calls of a creation (of thousands at a time).
-        await pause(stopped, FIRST_TICK_INTERVAL_SECONDS)
-    while not stopped:
-        interval = FIRST_TICK_INTERVAL_SECONDS
+    last_unexpected: str = ""  # an unexpected error is logged in full once, again only when it changes
+
+    async def tick(self, body: kopf.Body, memo: kopf.Memo, logger: Logger) -> float:
+        """One tick; returns the seconds until the next. Its copy of the body is gone once it returns
+        (a local of the daemon's loop would keep one per QueueConsumer through every pause)."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         plain = plain_body(body)
         try:
             # Parsed once per generation (the spec changes only with it), not on every tick.
             generation = plain["metadata"].get("generation")
-            if parsed_for is None or parsed_for[0] != generation:
-                parsed_for = (generation, spec_module.parse(plain["spec"]))
-            parsed = parsed_for[1]
-            interval = parsed.polling_interval_seconds
-            for event in await autoscaler.tick(plain, parsed):
+            if self.parsed_for is None or self.parsed_for[0] != generation:
+                self.parsed_for = (generation, spec_module.parse(plain["spec"]))
+            parsed = self.parsed_for[1]
+            for event in await self.autoscaler.tick(plain, parsed):
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
             memo.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
             memo.metrics.reconciled(namespace, name, "ok")
-            last_unexpected = ""
+            self.last_unexpected = ""
+            return parsed.polling_interval_seconds
         except Exception as error:  # never the end of the loop
             reason = errors.ready_reason(error)
             if reason is not None:
                 memo.metrics.reconciled(namespace, name, "invalid")
-                autoscaler.last_status = None  # Ready=False is written: compare with the status anew
+                self.autoscaler.last_status = None  # Ready=False is written: compare with the status anew
                 try:
                     await report_not_ready(memo, body, reason, str(error))
                 except Exception:  # an API hiccup while reporting: the next tick reports it again
                     logger.exception("could not report %s", reason)
             else:  # an API hiccup: counted, retried next tick
                 memo.metrics.reconciled(namespace, name, "error")
-                if repr(error) != last_unexpected:
+                if repr(error) != self.last_unexpected:
                     logger.exception("scaling tick failed (logged again only when the error changes)")
-                last_unexpected = repr(error)
-        await pause(stopped, interval)
+                self.last_unexpected = repr(error)
+        return self.parsed_for[1].polling_interval_seconds if self.parsed_for else FIRST_TICK_INTERVAL_SECONDS
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=10, when=owned)
+async def scale(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, logger: Logger, **kwargs: Any
+) -> None:
+    worker_deployments: kopf.Index[tuple[str, str], DeploymentState] = kwargs["worker_deployments"]
+    ticker = Ticker(
+        Autoscaler(
+            memo.kube,
+            memo.session,
+            memo.metrics,
+            memo.google_tokens,
+            watched=lambda namespace, name: latest(worker_deployments, namespace, name),
+            shared=memo.shared,
+        )
+    )
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    worker_name = builders.worker_name(name)
+    await wait_for_children(
+        memo, body, stopped, lambda: latest(worker_deployments, namespace, worker_name) is not None
+    )
+    while not stopped:
+        await pause(stopped, await ticker.tick(body, memo, logger))
+    memo.children_handled.discard(body["metadata"]["uid"])  # handled after the wait ended
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
         memo.metrics.forget(namespace, name)
         memo.not_ready.pop((namespace, name), None)
@@ -256,3 +299,4 @@ async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # No finalizer (optional=True): deletion never waits for the operator; children go by ownerReferences.
     memo.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
     memo.not_ready.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
+    memo.children_handled.discard(body["metadata"]["uid"])

@@ -7,7 +7,6 @@ when what we want differs from what is there, so a steady state makes no API wri
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 from collections.abc import Mapping
@@ -30,12 +29,15 @@ class DeploymentState:
     pods: int  # pods the ReplicaSets have now (status.replicas), not counting terminating ones
     controller_uid: str | None  # the uid of the object controlling it (ours: the QueueConsumer's)
     spec_hash: str | None  # the pod template's hash annotation, as builders.pod_template wrote it
-    # The object as read (a client model) or as watched (a plain dict): turned into a body only to replace.
+    # The object as read (a client model), turned into a body only to replace; None as watched: the
+    # replace reads it then (once per spec change), so the index does not hold every whole Deployment.
     model: Any = field(repr=False, compare=False, default=None)
 
     @staticmethod
     def from_body(body: Mapping[str, Any]) -> DeploymentState:
-        """From a Deployment as plain data (a watch event's object)."""
+        """From a Deployment as plain data (a watch event's object): the few fields a tick reads, without
+        the object itself (kept in kopf's index for every QueueConsumer, it was most of the operator's
+        memory)."""
         spec, status, meta = body.get("spec") or {}, body.get("status") or {}, body.get("metadata") or {}
         template_meta = (spec.get("template") or {}).get("metadata") or {}
         owners = meta.get("ownerReferences") or []
@@ -45,7 +47,6 @@ class DeploymentState:
             pods=int(status.get("replicas") or 0),
             controller_uid=next((str(o.get("uid")) for o in owners if o.get("controller")), None),
             spec_hash=(template_meta.get("annotations") or {}).get(api.SPEC_HASH_ANNOTATION),
-            model=body,
         )
 
 
@@ -66,6 +67,20 @@ def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     configuration = client.Configuration()
     config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
+
+
+def deployment_state(deployment: Any) -> DeploymentState:
+    """From a Deployment as the client returns it (a model)."""
+    annotations = deployment.spec.template.metadata.annotations or {}
+    status = deployment.status
+    return DeploymentState(
+        replicas=int(deployment.spec.replicas or 0),
+        ready_replicas=int(status.ready_replicas or 0) if status else 0,
+        pods=int(status.replicas or 0) if status else 0,
+        controller_uid=controller_uid(deployment.metadata.owner_references),
+        spec_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
+        model=deployment,
+    )
 
 
 REPLACE_ATTEMPTS = 3  # a Deployment read again after a conflict, before leaving it to the next tick
@@ -135,12 +150,12 @@ class Kube:
         return True
 
     # --- owned objects ---
-    async def create_deployment(self, desired: dict[str, Any]) -> None:
-        """Create the worker Deployment; one created meanwhile (by the other handler) is checked by the
-        caller's next read, like any existing one."""
+    async def create_deployment(self, desired: dict[str, Any]) -> DeploymentState | None:
+        """Create the worker Deployment and return it as created; None if one of that name exists (made
+        meanwhile by the other handler, or someone else's): the caller reads and checks it."""
         meta = desired["metadata"]
         try:
-            await self._write(
+            created: Any = await self._write(
                 f"creating Deployment {meta['name']!r}",
                 self.apps.create_namespaced_deployment,
                 meta["namespace"],
@@ -149,6 +164,8 @@ class Kube:
         except ApiException as error:
             if error.status != 409:
                 raise
+            return None
+        return deployment_state(created)
 
     async def replace_pod_template(self, current: DeploymentState, desired: dict[str, Any]) -> None:
         """Roll the pods: the whole template is replaced (a field removed from the spec goes), our labels
@@ -156,12 +173,12 @@ class Kube:
         conflict (the Deployment controller wrote its status meanwhile) reads the Deployment again."""
         meta = desired["metadata"]
         model = current.model
-        for _ in range(REPLACE_ATTEMPTS):
-            body: dict[str, Any] = copy.deepcopy(
-                dict(model)
-                if isinstance(model, Mapping)
-                else self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
+        if model is None:  # as watched: the whole object is read now
+            model = await asyncio.to_thread(
+                self.apps.read_namespaced_deployment, meta["name"], meta["namespace"]
             )
+        for _ in range(REPLACE_ATTEMPTS):
+            body: dict[str, Any] = self.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
             body["spec"]["template"] = desired["spec"]["template"]
             labels = body["metadata"].get("labels") or {}
             body["metadata"]["labels"] = {**labels, **desired["metadata"]["labels"]}
@@ -245,15 +262,7 @@ class Kube:
             if error.status == 404:
                 return None
             raise
-        annotations = deployment.spec.template.metadata.annotations or {}
-        return DeploymentState(
-            replicas=int(deployment.spec.replicas or 0),
-            ready_replicas=int(deployment.status.ready_replicas or 0),
-            pods=int(deployment.status.replicas or 0),
-            controller_uid=controller_uid(deployment.metadata.owner_references),
-            spec_hash=annotations.get(api.SPEC_HASH_ANNOTATION),
-            model=deployment,
-        )
+        return deployment_state(deployment)
 
     async def _write(self, what: str, call: Any, *args: Any) -> Any:
         """A write; the API server's refusal (invalid, forbidden by RBAC or an admission policy) becomes

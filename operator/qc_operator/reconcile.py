@@ -29,6 +29,7 @@ from qc_operator.spec import QueueConsumerSpec
 from qc_operator.workers import ThroughputEstimator, summarize
 
 log = logging.getLogger(__name__)
+HASH = api.SPEC_HASH_ANNOTATION
 
 
 @dataclass
@@ -38,9 +39,12 @@ class Shared:
     listings: QueueListings = field(default_factory=QueueListings)  # RabbitMQ, one per broker and vhost
 
 
-async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> DeploymentState:
+async def ensure_children(
+    kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec, current: DeploymentState | None = None
+) -> DeploymentState:
     """Make what the workers need exist, and the Deployment's pod template what the spec says; returns
-    the Deployment as it is. Raises OwnershipConflict for a same-named object someone else controls."""
+    the Deployment as it is (`current`: as watched, if it was). Raises OwnershipConflict for a same-named
+    object someone else controls."""
     namespace, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
     await kube.secret_values(namespace, spec.source.worker_secret_refs())  # fail early, with a condition
     named = spec.worker.service_account_name
@@ -51,7 +55,7 @@ async def ensure_children(kube: Kube, body: dict[str, Any], spec: QueueConsumerS
     await kube.ensure_exists(builders.metrics_service(body), uid)
     await kube.ensure_exists(builders.pod_disruption_budget(body), uid)
     await ensure_rate_share(kube, body, spec)
-    return await ensure_deployment(kube, body, spec)
+    return await ensure_deployment(kube, body, spec, current)
 
 
 async def ensure_rate_share(kube: Kube, body: dict[str, Any], spec: QueueConsumerSpec) -> None:
@@ -80,20 +84,19 @@ async def ensure_deployment(
     desired: dict[str, Any] | None = None,
 ) -> DeploymentState:
     """Create the Deployment, or replace its pod template when the spec's hash changed (`current`: the
-    state just read, `desired`: what the spec builds, if the caller has them). Never touches the replicas
-    of an existing Deployment."""
+    state as watched or just read, `desired`: what the spec builds, if the caller has them). Never touches
+    the replicas of an existing Deployment. Without `current` it is created at once (a new QueueConsumer's
+    has none: no read first), and read only if one of that name turns out to exist."""
     meta = body["metadata"]
     name = builders.worker_name(meta["name"])
-    current = current or await kube.deployment_state(meta["namespace"], name)
     desired = desired or desired_deployment(body, spec)
     if current is None:
-        await kube.create_deployment(desired)
-        current = await kube.deployment_state(meta["namespace"], name)
+        created = await kube.create_deployment(desired)
+        current = created or await kube.deployment_state(meta["namespace"], name)
         if current is None:
             raise DeploymentMissing(f"the worker Deployment {name!r} does not exist yet")
     check_owner("Deployment", name, current.controller_uid, meta["uid"])
-    wanted = desired["spec"]["template"]["metadata"]["annotations"][api.SPEC_HASH_ANNOTATION]
-    if current.spec_hash != wanted:
+    if current.spec_hash != desired["spec"]["template"]["metadata"]["annotations"][HASH]:
         await kube.replace_pod_template(current, desired)
     return current
 
@@ -114,7 +117,7 @@ class Autoscaler:
     # Wall-clock time minus monotonic time, fixed for the process: the status's times then do not jitter
     # from tick to tick (a jitter would change the status, and cost a write, at steady state).
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
-    desired_for: tuple[Any, dict[str, Any]] | None = None  # (generation, the Deployment it builds)
+    hash_for: tuple[Any, str] | None = None  # (generation, the pod template hash its spec builds)
     shared: Shared | None = None  # None: every read is this QueueConsumer's own
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
@@ -135,13 +138,14 @@ class Autoscaler:
         self.state = the_plan.state
         return the_plan.events
 
-    def _desired(self, body: dict[str, Any], spec: QueueConsumerSpec) -> dict[str, Any]:
-        """The Deployment the spec builds, built once per generation (a tick would otherwise hash the pod
-        template again every interval for every QueueConsumer)."""
+    def _wanted_hash(self, body: dict[str, Any], spec: QueueConsumerSpec) -> str:
+        """The pod template hash the spec builds, once per generation (a tick would otherwise build and
+        hash the template every interval); only the hash is kept, not the Deployment built for it."""
         generation = body["metadata"].get("generation")
-        if self.desired_for is None or self.desired_for[0] != generation:
-            self.desired_for = (generation, desired_deployment(body, spec))
-        return self.desired_for[1]
+        if self.hash_for is None or self.hash_for[0] != generation:
+            desired = desired_deployment(body, spec)
+            self.hash_for = (generation, desired["spec"]["template"]["metadata"]["annotations"][HASH])
+        return self.hash_for[1]
 
     async def observe(self, body: dict[str, Any], spec: QueueConsumerSpec) -> plan.Observed:
         meta = body["metadata"]
@@ -151,14 +155,21 @@ class Autoscaler:
         worker_name = builders.worker_name(name)
         # From the watch when it has it (no API read per tick), else from the API.
         deployment = self.watched(namespace, worker_name) if self.watched else None
+        if deployment is None and self.watched is not None:
+            # Not watched: missing, or not made because a Secret is (Ready=False, every tick). That is
+            # checked first, from the cache, so such a QueueConsumer costs no API read per tick.
+            refs = spec.source.worker_secret_refs()
+            await self.kube.secret_values(namespace, refs, max_age_seconds=spec.polling_interval_seconds)
         deployment = deployment or await self.kube.deployment_state(namespace, worker_name)
         if deployment is None:  # deleted by someone, or not created yet: heal all the children
             deployment = await ensure_children(self.kube, body, spec)
+        elif deployment.spec_hash == self._wanted_hash(body, spec):
+            check_owner("Deployment", worker_name, deployment.controller_uid, meta["uid"])
         else:
-            deployment = await ensure_deployment(self.kube, body, spec, deployment, self._desired(body, spec))
+            deployment = await ensure_deployment(self.kube, body, spec, deployment)
 
         reading, source_error = None, ""
-        labels = self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
+        self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
             # Read at most once per interval, and once for all the consumers naming the same Secret.
             refs, interval = spec.backlog.secret_refs(), spec.polling_interval_seconds
@@ -171,10 +182,10 @@ class Autoscaler:
                 timeout = request_timeout_seconds(spec.polling_interval_seconds)
                 reading = await reader.read(JsonFetcher(self.session, timeout))
             finally:
-                self.metrics.source_latency.labels(**labels).observe(time.monotonic() - started)
+                self.metrics.source_read(namespace, name, time.monotonic() - started)
         except (SourceError, SecretError) as error:
             source_error = str(error)
-            self.metrics.source_errors.labels(**labels).inc()
+            self.metrics.source_failed(namespace, name)
 
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
         pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []

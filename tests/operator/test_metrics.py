@@ -34,7 +34,7 @@ def test_a_deleted_consumer_leaves_no_series_and_its_neighbour_keeps_its_own() -
     for consumer in ("orders", "billing"):
         labels = metrics.series_for("shop", consumer, the_spec.backlog.backlog_kind)
         assert labels == {"namespace": "shop", "consumer": consumer, "source": "rabbitmq"}
-        metrics.source_latency.labels(**labels).observe(0.1)
+        metrics.source_read("shop", consumer, 0.1)
         metrics.reconciled("shop", consumer, "ok")
         metrics.record("shop", consumer, the_spec, the_plan)
     zero = metrics.registry.get_sample_value(
