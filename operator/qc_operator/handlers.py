@@ -20,7 +20,7 @@ import aiohttp
 import kopf
 
 from qc_common import api
-from qc_operator import builders, errors, sharding, status
+from qc_operator import allocator, builders, errors, sharding, status
 from qc_operator import spec as spec_module
 from qc_operator.gcp import GoogleTokens
 from qc_operator.kube import DeploymentState, Kube, make_api_client
@@ -41,6 +41,7 @@ CHILDREN_WAIT_LIMIT_SECONDS = 120.0
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger, **_: Any) -> None:
     # Progress and diff-base in annotations: the status belongs to the resource's users.
+    allocator.limit_arenas()  # before the first API call starts a thread: see `allocator`
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.posting.level = logging.WARNING  # our own Events say what happened; no event per log line
@@ -58,6 +59,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
     memo.shared = Shared()  # one per process: RabbitMQ listings and Secret values, shared likewise
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
+    memo.trimmer = asyncio.create_task(allocator.trim_periodically())
     logger.info("metrics on :%d/metrics", own.metrics_port)
 
 
@@ -78,6 +80,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.trimmer.cancel()
     await memo.session.close()
     await memo.metrics_server.cleanup()
 
