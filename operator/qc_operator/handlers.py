@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
+DIFF_BASE_KEY = "last-handled-configuration"  # kopf's own default, named here for `handled_before`
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
 # A new QueueConsumer's first tick waits for its create handler, checking this often, at most this long.
 CHILDREN_POLL_SECONDS = 1.0
@@ -43,7 +44,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     # Progress and diff-base in annotations: the status belongs to the resource's users.
     allocator.limit_arenas()  # before the first API call starts a thread: see `allocator`
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key=DIFF_BASE_KEY
+    )
     settings.posting.level = logging.WARNING  # our own Events say what happened; no event per log line
     settings.watching.server_timeout = 300
     own = OperatorSettings.from_environment()
@@ -184,15 +187,22 @@ async def wait_for_children(
 ) -> None:
     """Before a new QueueConsumer's first tick: wait until the create handler is done with its children
     (or their Deployment is watched), at most CHILDREN_WAIT_LIMIT_SECONDS. Thousands created at once queue
-    up in kopf; a tick before their handler would make the children too, doubling the API calls."""
+    up in kopf; a tick before their handler would make the children too, doubling the API calls. One
+    handled before (by this or another shard's operator: moved here by its label) has no handler coming."""
     uid = body["metadata"]["uid"]
     waited = 0.0
-    while not stopped and not present() and uid not in memo.children_handled:
+    while not stopped and not present() and uid not in memo.children_handled and not handled_before(body):
         if waited >= CHILDREN_WAIT_LIMIT_SECONDS:
             break
         await pause(stopped, CHILDREN_POLL_SECONDS)
         waited += CHILDREN_POLL_SECONDS
     memo.children_handled.discard(uid)
+
+
+def handled_before(body: kopf.Body) -> bool:
+    """Whether kopf's create (or resume) handling finished on this QueueConsumer once: it then left the
+    spec it handled in an annotation (`start`: the diff-base storage)."""
+    return f"{ANNOTATION_PREFIX}/{DIFF_BASE_KEY}" in (body["metadata"].get("annotations") or {})
 
 
 @dataclasses.dataclass
