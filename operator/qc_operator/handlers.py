@@ -9,6 +9,7 @@ Warning Event per change; an unexpected one is logged and counted, and the loop 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -34,8 +35,7 @@ Logger = logging.Logger | logging.LoggerAdapter[Any]
 ANNOTATION_PREFIX = api.GROUP
 DIFF_BASE_KEY = "last-handled-configuration"  # kopf's own default, named here for `handled_before`
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
-# A new QueueConsumer's first tick waits for its create handler, checking this often, at most this long.
-CHILDREN_POLL_SECONDS = 1.0
+# A new QueueConsumer's first tick waits for its create handler at most this long.
 CHILDREN_WAIT_LIMIT_SECONDS = 120.0
 
 
@@ -58,7 +58,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
     memo.session = aiohttp.ClientSession()
     memo.metrics = OperatorMetrics()
     memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
-    memo.children_handled = set()  # uids whose create/resume handler ran, until their first tick
+    memo.children_handled = {}  # uid -> set once its create/resume handler ran, until its first tick
     memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
     memo.shared = Shared()  # one per process: RabbitMQ listings and Secret values, shared likewise
     memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
@@ -144,7 +144,7 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
         await report_not_ready(memo, body, reason, str(error))
     finally:
         if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
-            memo.children_handled.add(plain["metadata"]["uid"])
+            memo.children_handled.setdefault(plain["metadata"]["uid"], asyncio.Event()).set()
 
 
 OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
@@ -182,21 +182,18 @@ def plain_body(body: kopf.Body) -> dict[str, Any]:
     return copy.deepcopy({**dict(body), "metadata": meta})
 
 
-async def wait_for_children(
-    memo: kopf.Memo, body: kopf.Body, stopped: kopf.DaemonStopped, present: Callable[[], bool]
-) -> None:
-    """Before a new QueueConsumer's first tick: wait until the create handler is done with its children
-    (or their Deployment is watched), at most CHILDREN_WAIT_LIMIT_SECONDS. Thousands created at once queue
-    up in kopf; a tick before their handler would make the children too, doubling the API calls. One
-    handled before (by this or another shard's operator: moved here by its label) has no handler coming."""
+async def wait_for_children(memo: kopf.Memo, body: kopf.Body, present: Callable[[], bool]) -> None:
+    """Before a new QueueConsumer's first tick: wait until the create handler is done with its children,
+    at most CHILDREN_WAIT_LIMIT_SECONDS. Thousands created at once queue up in kopf; a tick before their
+    handler would make the children too, doubling the API calls. No wait when the Deployment is watched,
+    or the QueueConsumer was handled before (by this or another shard's operator: moved here by its
+    label): no handler is coming then. Woken by the handler (an Event, not a poll: thousands wait)."""
     uid = body["metadata"]["uid"]
-    waited = 0.0
-    while not stopped and not present() and uid not in memo.children_handled and not handled_before(body):
-        if waited >= CHILDREN_WAIT_LIMIT_SECONDS:
-            break
-        await pause(stopped, CHILDREN_POLL_SECONDS)
-        waited += CHILDREN_POLL_SECONDS
-    memo.children_handled.discard(uid)
+    if not present() and not handled_before(body):
+        handled = memo.children_handled.setdefault(uid, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handled.wait(), CHILDREN_WAIT_LIMIT_SECONDS)
+    memo.children_handled.pop(uid, None)
 
 
 def handled_before(body: kopf.Body) -> bool:
@@ -264,12 +261,11 @@ async def scale(
     )
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     worker_name = builders.worker_name(name)
-    await wait_for_children(
-        memo, body, stopped, lambda: latest(worker_deployments, namespace, worker_name) is not None
-    )
+    watched = lambda: latest(worker_deployments, namespace, worker_name) is not None  # noqa: E731
+    await wait_for_children(memo, body, watched)
     while not stopped:
         await pause(stopped, await ticker.tick(body, memo, logger))
-    memo.children_handled.discard(body["metadata"]["uid"])  # handled after the wait ended
+    memo.children_handled.pop(body["metadata"]["uid"], None)  # handled after the wait ended
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
         memo.metrics.forget(namespace, name)
         memo.not_ready.pop((namespace, name), None)
@@ -312,4 +308,4 @@ async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # No finalizer (optional=True): deletion never waits for the operator; children go by ownerReferences.
     memo.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
     memo.not_ready.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
-    memo.children_handled.discard(body["metadata"]["uid"])
+    memo.children_handled.pop(body["metadata"]["uid"], None)
