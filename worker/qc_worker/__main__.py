@@ -11,6 +11,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from qc_common import tls as common_tls
 from qc_worker import tracing
 from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
@@ -28,6 +29,26 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def check_tls_files(settings: WorkerSettings) -> None:
+    """Load amqps://'s CA and client certificate once before starting: files that can never load
+    (`common_tls.TlsMaterialError`) end the worker with one line, not a reconnect loop."""
+    if settings.source != "rabbitmq" or not settings.rabbitmq_url.startswith("amqps://"):
+        return
+    try:
+        common_tls.client_context(
+            ca_file=settings.rabbitmq_ca_file or None,
+            cert_file=settings.rabbitmq_client_cert_file or None,
+            key_file=settings.rabbitmq_client_key_file or None,
+        )
+    except common_tls.TlsMaterialError as error:
+        files = (
+            f"the CA file {settings.rabbitmq_ca_file or '(the system CAs)'}, "
+            f"the client certificate file {settings.rabbitmq_client_cert_file or '(none)'}, "
+            f"the client key file {settings.rabbitmq_client_key_file or '(none)'}"
+        )
+        raise common_tls.TlsMaterialError(f"cannot use the TLS files ({files}): {error}") from None
 
 
 def build_source(settings: WorkerSettings) -> Source:
@@ -94,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         task = load_task(settings.task)
     except TaskLoadError as error:
         log.error("cannot load the task: %s", error)
+        return 2
+    try:
+        check_tls_files(settings)
+    except common_tls.TlsMaterialError as error:
+        log.error("%s", error)
         return 2
     try:
         traces = tracing.configure(settings.tracing)
