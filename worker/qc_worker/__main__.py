@@ -83,9 +83,13 @@ def build_executor(task: TaskSpec, settings: WorkerSettings) -> Executor:
     return ProcessExecutor(processes, settings.max_tasks_per_child, settings.max_memory_per_child_mib)
 
 
-async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> None:
+async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> int:
+    """Run until stopped; the exit code: 0, or 1 when the process pool broke (`PoolBroken`)."""
     metrics = WorkerMetrics(settings.source, task.name, settings.concurrency)
-    runtime = Runtime(settings, task, build_source(settings), build_executor(task, settings), metrics, traces)
+    executor = build_executor(task, settings)
+    runtime = Runtime(settings, task, build_source(settings), executor, metrics, traces)
+    if isinstance(executor, ProcessExecutor):  # a pool that cannot run tasks stops the worker, not a loop
+        executor.on_broken = lambda reason: runtime.request_stop()
     if (
         settings.source == "rabbitmq"
         and runtime.limits.time_limit_seconds >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS
@@ -101,6 +105,10 @@ async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracin
         await runtime.run()
     finally:
         await server.cleanup()
+    if isinstance(executor, ProcessExecutor) and executor.broken is not None:
+        log.error("stopped: %s", executor.broken)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    asyncio.run(serve(settings, task, traces))
-    log.info("stopped")
-    return 0
+    code = asyncio.run(serve(settings, task, traces))
+    if code == 0:
+        log.info("stopped")
+    return code
 
 
 if __name__ == "__main__":
