@@ -214,15 +214,18 @@ class RabbitMQSource:
     async def receive(self, max_messages: int) -> list[Delivery]:
         deadline = time.monotonic() + RECEIVE_WAIT_SECONDS
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                first = await asyncio.wait_for(self._inbox.get(), max(0.0, remaining))
-            except TimeoutError:
-                # Nothing came: an empty queue only if the connection was up (the operator reads [] as
-                # empty); while aio-pika's robust connection reconnects, this is a failed receive.
-                if not self.connected:
-                    raise ReceiveFailed("the connection to RabbitMQ is down, reconnecting") from None
-                return []
+            if self._inbox.empty():
+                remaining = deadline - time.monotonic()
+                try:
+                    first = await asyncio.wait_for(self._inbox.get(), max(0.0, remaining))
+                except TimeoutError:
+                    # Nothing came: an empty queue only if the connection was up (the operator reads [] as
+                    # empty); while aio-pika's robust connection reconnects, this is a failed receive.
+                    if not self.connected:
+                        raise ReceiveFailed("the connection to RabbitMQ is down, reconnecting") from None
+                    return []
+            else:  # already delivered (prefetched beyond the window): no waiting task, no extra loop turn
+                first = self._inbox.get_nowait()
             batch = [first]
             while len(batch) < max_messages and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
