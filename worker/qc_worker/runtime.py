@@ -112,6 +112,7 @@ class Runtime:
             log.info("stop requested: no more pulls, draining %d messages in flight", len(self._held))
         self.started = False
         self._stopping.set()
+        self._slot_freed.set()  # wakes the pull loop if it waits for a slot
 
     @property
     def ready(self) -> bool:
@@ -190,9 +191,8 @@ class Runtime:
             free = window - len(self._held)
             if free < min(self._min_pull, window):
                 self._slot_freed.clear()
-                slot = asyncio.create_task(self._slot_freed.wait())
-                await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                slot.cancel()
+                if not self._stopping.is_set():  # a stop sets `_slot_freed` too: no waiting task per message
+                    await self._slot_freed.wait()
                 continue
             try:
                 deliveries = await self.source.receive(free)

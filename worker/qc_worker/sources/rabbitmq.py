@@ -217,7 +217,8 @@ class RabbitMQSource:
             if self._inbox.empty():
                 remaining = deadline - time.monotonic()
                 try:
-                    first = await asyncio.wait_for(self._inbox.get(), max(0.0, remaining))
+                    async with asyncio.timeout(max(0.0, remaining)):  # not wait_for: no task per receive
+                        first = await self._inbox.get()
                 except TimeoutError:
                     # Nothing came: an empty queue only if the connection was up (the operator reads [] as
                     # empty); while aio-pika's robust connection reconnects, this is a failed receive.
