@@ -6,7 +6,7 @@ RabbitMQ and the same concurrency, in one run.
    the pool; Celery's main process and its prefork children) with every slot busy, at concurrency 1, 8,
    16. PSS splits shared pages between the processes sharing them: what the slots cost the machine.
 2. CPU-bound throughput: the same heavy-tailed sample of tasks, qc-worker (its default prefetch, the
-   window, and the window + 1) and Celery (acks late, default prefetch multiplier) alternating
+   window + 1, and the window alone) and Celery (acks late, default prefetch multiplier) alternating
    over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
    the first task's start, and from the launch of the worker, from the times the tasks record; the
    median idle time of a slot between two tasks, the share of the time the slots were in a task, and
@@ -157,7 +157,8 @@ class Side:
 def qc_worker_side(
     broker: RabbitMQ, fill: Callable[[str, list[bytes]], None], prefetch_extra: int | None = None
 ) -> Side:
-    """`qc-worker` on the queue; `prefetch_extra` set: that many messages prefetched beyond the window."""
+    """`qc-worker` on the queue; `prefetch_extra` set: that many messages prefetched beyond the window (else
+    its default)."""
     tasks = {"timed_burn": "timed_cpu_task", "hold": "hold_task"}
     fields = {"timed_burn": "cpu_seconds", "hold": "sleep_seconds"}
 
@@ -185,7 +186,7 @@ def qc_worker_side(
     def publish(queue: str, kind: str, arguments: list[float]) -> None:
         fill(queue, [json.dumps({fields[kind]: a}).encode() for a in arguments])
 
-    name = "qc-worker" if prefetch_extra is None else f"qc-worker +{prefetch_extra} prefetch"
+    name = "qc-worker" if prefetch_extra is None else f"qc-worker, {prefetch_extra} beyond window"
     return Side(name, launch, publish)
 
 
