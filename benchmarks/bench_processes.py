@@ -307,7 +307,7 @@ def bench_throughput(sides: list[Side], durations: list[float], cores: int, roun
     print(f"({priority_note()} at the start; ideal assumes the {cores} cores are this run's alone)")
     columns = ("of ideal from 1st task", "from launch", "idle gap", "slots busy", "load")
     header = "".join(f"{c:>{w}}" for c, w in zip(columns, (24, 13, 11, 12, 11), strict=True))
-    print(f"{'':<30}{header}")
+    print(f"{'':<36}{header}")
 
     def row(label: str, passes: list[ThroughputPass]) -> str:
         from_first = statistics.median(ideal / p.from_first_seconds for p in passes)
@@ -316,7 +316,7 @@ def bench_throughput(sides: list[Side], durations: list[float], cores: int, roun
         busy = statistics.median(p.busy for p in passes)
         loads = sorted(p.load for p in passes)
         load = f"{loads[0]:.1f}" if len(loads) == 1 else f"{loads[0]:.1f}-{loads[-1]:.1f}"
-        return f"{label:<30}{from_first:>24.3f}{from_launch:>13.3f}{gap_ms:>8.1f} ms{busy:>12.3f}{load:>11}"
+        return f"{label:<36}{from_first:>24.3f}{from_launch:>13.3f}{gap_ms:>8.1f} ms{busy:>12.3f}{load:>11}"
 
     for round_number in range(rounds):
         for number, side in enumerate(sides):
