@@ -28,11 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 import urllib.parse
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -44,6 +42,7 @@ from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
 from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
+from qc_worker.sources.rabbitmq_tls import TlsFiles as TlsFiles  # the worker's CLI builds it from here
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +51,6 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for amqps:// ("": not given): the CA, the client certificate and key; the server name."""
-
-    ca_file: str = ""
-    client_cert_file: str = ""
-    client_key_file: str = ""
-    server_name: str = ""
-
-    def context(self) -> ssl.SSLContext:
-        return common_tls.client_context(
-            ca_file=self.ca_file or None,
-            cert_file=self.client_cert_file or None,
-            key_file=self.client_key_file or None,
-            server_name=self.server_name or None,
-        )
 
 
 async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
