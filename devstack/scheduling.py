@@ -12,12 +12,16 @@ The slow tests go first, so no worker is left with one of them at the end while 
 from __future__ import annotations
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 
 NODE_FIXTURES = frozenset({"node", "node_kube"})
 NODE_GROUP = "node"
 
 
 def _group(item: pytest.Item) -> str | None:
+    marked = item.get_closest_marker("xdist_group")
+    if marked is not None and marked.args:
+        return str(marked.args[0])
     fixtures = getattr(item, "fixturenames", ())
     if NODE_FIXTURES.intersection(fixtures):
         return NODE_GROUP
@@ -28,10 +32,19 @@ def _group(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = _group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
+def _join(item: pytest.Item, group: str) -> None:
+    item.add_marker(pytest.mark.xdist_group(group))
+    # xdist's controller groups by a "@group" suffix of the test id, which its worker writes into
+    # `item._nodeid`; pytest 9 derives the id from `item._id`, so that write is lost: write it here.
+    if not item.nodeid.endswith(f"@{group}"):
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if getattr(config.option, "loadgroup", False):  # an xdist worker of a `--dist loadgroup` run
+        for item in items:
+            group = _group(item)
+            if group is not None:
+                _join(item, group)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
