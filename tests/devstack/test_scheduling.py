@@ -54,7 +54,7 @@ def test_node_tests_share_one_worker_a_module_fixture_keeps_its_module_together(
     pytester.makeconftest('pytest_plugins = ["devstack.scheduling"]')
     pytester.makeini(INI)
     pytester.makepyfile(test_sample=SAMPLE_TESTS)
-    result = pytester.runpytest_subprocess("-n", "3", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     ran_on = workers_by_test(result.stdout.str())
     assert len(ran_on) == 10, ran_on
