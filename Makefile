@@ -18,8 +18,12 @@ lint: bootstrap ## ruff, mypy --strict and the import rules
 	$(VENV)/bin/mypy common/qc_common operator/qc_operator worker/qc_worker devstack benchmarks
 	$(VENV)/bin/lint-imports
 
+# The suite mostly waits (on scale windows, pods, brokers), so sessions side by side (pytest-xdist, each
+# with its own stack) finish sooner even on 2 cores; the tests needing the one real node share one session.
+TEST_WORKERS ?= 3
+
 test: lint ## everything: lint, then the whole pytest suite against the real local stack
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: lint ## seconds: lint, then the tests that start no service (not marked `stack` or `slow`)
 	$(VENV)/bin/pytest -q -m "not stack and not slow" $(PYTEST_ARGS)

@@ -4,6 +4,10 @@ At configure time, before any service starts, the pytest process moves into a ne
 own (devstack/netns.py), so every service of the session, and the node's pods, live there. When the host
 cannot give one (not root), the session runs on the host's loopback as before and the `node` fixture fails
 with the reason: tests that need real pods never fall back to anything else.
+
+Under pytest-xdist (`make test` runs `-n`) each worker is a session of its own, with its own namespace and
+services; the controller runs no test and stays where it is. The host has room for one node only, so the
+tests that need it all run in one worker (devstack/scheduling.py).
 """
 
 from __future__ import annotations
@@ -24,8 +28,16 @@ _state: dict[str, str] = {}
 _node_services: list[KubeControlPlane | Node] = []
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that hands tests to xdist's workers (and runs none itself)."""
+    workers = getattr(config.option, "numprocesses", None)
+    return bool(workers) and "PYTEST_XDIST_WORKER" not in os.environ
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if netns.current() is not None:  # already inside one (e.g. `make stack-up` users running pytest)
+        return
+    if _xdist_controller(config):
         return
     name = f"{NETNS_PREFIX}{os.getpid()}"
     try:

@@ -10,4 +10,4 @@ os.environ["GCE_METADATA_HOST"] = os.environ["GCE_METADATA_IP"] = "127.0.0.1:9"
 
 # Every session first moves into a network namespace of its own (devstack.node_fixtures), then starts its
 # services there.
-pytest_plugins = ["devstack.node_fixtures", "devstack.fixtures", "pytester"]
+pytest_plugins = ["devstack.node_fixtures", "devstack.fixtures", "devstack.scheduling", "pytester"]

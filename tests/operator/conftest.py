@@ -33,6 +33,23 @@ def chart_service_account_kubeconfig(
     return kube.service_account_kubeconfig(chart_harness.NAMESPACE, chart_harness.OPERATOR_SERVICE_ACCOUNT)
 
 
+@pytest.fixture(autouse=True)
+def own_namespaces_removed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The namespaces a test made go at its end, QueueConsumers and children with them.
+
+    Every operator here runs cluster-wide: what a test leaves behind, each later operator of the session
+    would list, resume, and tick every interval (a thousand after the shard split test).
+    """
+    made_before = len(operator_harness.CREATED_NAMESPACES)
+    yield
+    made = operator_harness.CREATED_NAMESPACES[made_before:]
+    del operator_harness.CREATED_NAMESPACES[made_before:]
+    if made:
+        admin_client = request.getfixturevalue("admin")
+        for namespace in made:
+            operator_harness.remove_namespace(admin_client, namespace)
+
+
 @pytest.fixture
 def run_operator(
     kube: KubeControlPlane, admin: client.ApiClient, monkeypatch: pytest.MonkeyPatch

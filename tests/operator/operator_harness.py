@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import http.server
 import threading
@@ -45,10 +46,35 @@ def install_crd(api_client: client.ApiClient) -> None:
     wait_until(established, 30, "the CRD to be established")
 
 
+# Every namespace new_namespace made, in order: the operator tests' conftest removes a test's own at its end.
+CREATED_NAMESPACES: list[str] = []
+
+
 def new_namespace(api_client: client.ApiClient, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(api_client).create_namespace({"metadata": {"name": name}})
+    CREATED_NAMESPACES.append(name)
     return name
+
+
+def remove_namespace(api_client: client.ApiClient, namespace: str) -> None:
+    """Deletes `namespace` without waiting, first dropping the QueueConsumers' finalizers (kopf's, for the
+    daemons) so no operator has to run for them to go."""
+    custom = client.CustomObjectsApi(api_client)
+    consumers = custom.list_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL)["items"]
+    unfinalize = {"metadata": {"finalizers": None}}
+
+    def release(name: str) -> None:
+        with contextlib.suppress(ApiException):  # already gone
+            custom.patch_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, unfinalize
+            )
+
+    held = [c["metadata"]["name"] for c in consumers if c["metadata"].get("finalizers")]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(release, held))
+    with contextlib.suppress(ApiException):
+        client.CoreV1Api(api_client).delete_namespace(namespace)
 
 
 def create_secret(api_client: client.ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import pytest
 import worker_tasks
 from kopf.testing import KopfRunner
 from kubernetes import client
@@ -41,6 +42,7 @@ RunOperator = Callable[..., AbstractContextManager[KopfRunner]]
 HELD_SECONDS = 15.0  # several polling intervals in which the scaler wants more replicas and is held back
 
 
+@pytest.mark.slow
 def test_a_failing_downstream_holds_scale_up_until_it_recovers(
     admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator, tmp_path: Path
 ) -> None:

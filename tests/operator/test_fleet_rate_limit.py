@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import pytest
 import worker_tasks
 from kopf.testing import KopfRunner
 from kubernetes import client
@@ -60,6 +61,7 @@ def busiest_window(times: list[float], since: float, until: float) -> tuple[floa
     return best
 
 
+@pytest.mark.slow
 def test_the_fleet_stays_within_its_budget_through_a_scale_out_and_a_scale_in(
     admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator: RunOperator, tmp_path: Path
 ) -> None:

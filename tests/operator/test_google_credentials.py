@@ -154,6 +154,7 @@ def pubsub_consumer(name: str, endpoint: str, key_secret: str | None) -> dict[st
     }
 
 
+@pytest.mark.slow
 def test_the_operator_reads_cloud_monitoring_with_refreshed_adc_and_key_credentials(
     kube: KubeControlPlane, admin: client.ApiClient, google_standin: str, tmp_path: Path
 ) -> None:

@@ -351,6 +351,7 @@ def test_what_the_spec_drops_leaves_the_deployment_and_children_deleted_by_hand_
     assert runner.exception is None
 
 
+@pytest.mark.slow
 def test_a_restart_inside_the_scale_down_window_and_the_cooldown_changes_nothing(
     admin: client.ApiClient, rabbitmq: RabbitMQ, run_operator_as_chart: RunOperator
 ) -> None:

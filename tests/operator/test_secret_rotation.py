@@ -69,6 +69,7 @@ def namespaced_operator(
     return KopfRunner(args, timeout=60)
 
 
+@pytest.mark.slow
 def test_a_rotated_password_is_used_without_a_restart_and_a_shared_secret_is_read_once_per_interval(
     rabbitmq: RabbitMQ, kube: KubeControlPlane, admin: client.ApiClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -187,6 +187,7 @@ def create_many(admin: client.ApiClient, namespace: str, queue: str, count: int)
 
 
 @pytest.mark.timeout(1500)  # 1,000 QueueConsumers through two operators on a shared 2-core machine
+@pytest.mark.slow
 def test_two_shards_split_a_thousand_queue_consumers_with_no_overlap_and_no_gap(
     admin: client.ApiClient, kube: KubeControlPlane, tmp_path: Path
 ) -> None:
@@ -213,6 +214,7 @@ def test_two_shards_split_a_thousand_queue_consumers_with_no_overlap_and_no_gap(
         print(f"shard 0: {len(handled[0])} QueueConsumers, shard 1: {len(handled[1])}")
 
 
+@pytest.mark.slow
 def test_a_queue_consumer_moved_to_another_shard_by_its_label_is_picked_up_there_once(
     admin: client.ApiClient, kube: KubeControlPlane, tmp_path: Path
 ) -> None:
@@ -265,6 +267,7 @@ class ReplicaWatch:
         self._stream.stop()  # type: ignore[no-untyped-call]
 
 
+@pytest.mark.slow
 def test_the_standby_replica_takes_over_when_the_active_one_is_killed(
     admin: client.ApiClient,
     kube: KubeControlPlane,

@@ -39,6 +39,7 @@ def worker_env(project: str, subscription: str, dead_topic: str, task: str, **ex
     }
 
 
+@pytest.mark.slow
 def test_a_message_that_kills_the_worker_is_dead_lettered_by_the_subscription_s_delivery_count(
     pubsub_env: PubSubEmulator, records: Path, tmp_path: Path
 ) -> None:

@@ -112,6 +112,7 @@ def test_without_a_policy_a_message_killing_its_pool_process_is_counted_by_the_w
         worker.stop()
 
 
+@pytest.mark.slow
 def test_without_a_policy_a_message_killing_the_whole_worker_starts_from_attempt_one_in_each_process(
     no_policy: NoPolicy, tmp_path: Path
 ) -> None:

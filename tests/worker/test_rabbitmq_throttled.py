@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devstack.polling import wait_until
 from devstack.services import RabbitMQ
 from qc_common import worker_env
@@ -26,6 +28,7 @@ def queue_counts(rabbitmq: RabbitMQ, queue: str) -> tuple[int, int]:
     return sum(int(c["prefetch_count"]) for c in ours), unacked
 
 
+@pytest.mark.slow
 def test_a_throttled_worker_leaves_the_waiting_messages_in_the_broker(
     rabbitmq: RabbitMQ, records: Path, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
+import pytest
 import worker_tasks
 
 from devstack.polling import wait_until
@@ -104,6 +105,7 @@ def test_sigterm_with_long_pool_tasks_in_flight_makes_no_duplicate(
     wait_until(lambda: rabbitmq.queue_counts(queue)["messages"] == 0, 30, "the queue to be empty")
 
 
+@pytest.mark.slow
 def test_a_broker_down_at_start_and_restarted_mid_run_is_weathered_without_loss(
     tmp_path: Path, records: Path
 ) -> None:
