@@ -173,8 +173,11 @@ def broker_setup(admin: client.ApiClient, rabbitmq: RabbitMQ) -> tuple[str, str]
     return namespace, queue
 
 
-def create_many(admin: client.ApiClient, namespace: str, queue: str, count: int) -> dict[str, str]:
-    """`count` QueueConsumers polling every 15 s, created from a few threads at once; name -> uid."""
+def create_many(
+    admin: client.ApiClient, namespace: str, queue: str, count: int, first: int = 0
+) -> dict[str, str]:
+    """`count` QueueConsumers polling every 15 s (c<first>, c<first + 1>...), created from a few threads at
+    once; name -> uid."""
     custom = client.CustomObjectsApi(admin)
 
     def create(i: int) -> tuple[str, str]:
@@ -183,7 +186,7 @@ def create_many(admin: client.ApiClient, namespace: str, queue: str, count: int)
         return created["metadata"]["name"], created["metadata"]["uid"]
 
     with ThreadPoolExecutor(CREATE_THREADS) as pool:
-        return dict(pool.map(create, range(count)))
+        return dict(pool.map(create, range(first, first + count)))
 
 
 @pytest.mark.timeout(1500)  # 1,000 QueueConsumers through two operators on a shared 2-core machine
@@ -220,6 +223,8 @@ def test_a_queue_consumer_moved_to_another_shard_by_its_label_is_picked_up_there
 ) -> None:
     namespace = new_namespace(admin, "shard")
     uids = create_many(admin, namespace, "orders", 6)
+    while not any(owner(uid, {}, 2) == 0 for uid in uids.values()):  # 1 in 64: all six hashed to shard 1
+        uids |= create_many(admin, namespace, "orders", 1, first=len(uids))
     moved = next(name for name, uid in uids.items() if owner(uid, {}, 2) == 0)
     shards = [{"QC_SHARD_INDEX": str(i), "QC_SHARD_COUNT": "2"} for i in range(2)]
     with operators(kube, tmp_path, *shards, namespace=namespace) as (zero, one):
