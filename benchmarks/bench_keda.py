@@ -196,8 +196,9 @@ class Bench:
         }
         return {side.name: by_name.get(f"{side.name}-worker", (0, 0)) for side in SIDES}
 
-    def run(self, label: str, arrivals: traces.Arrivals) -> list[keda_report.Row]:
-        """Publish `arrivals` (messages per second), sample until every side is drained and back to zero."""
+    def run(self, label: str, arrivals: traces.Arrivals) -> tuple[list[keda_report.Row], dict[str, Any]]:
+        """Publish `arrivals` (messages per second), sample until every side is drained and back to zero;
+        the rows, and the raw data they come from (publish and completion stamps, samples)."""
         self.ledger.reset()
         published: dict[str, float] = {}
         samples: dict[str, list[Sample]] = {side.name: [] for side in SIDES}
@@ -231,7 +232,14 @@ class Bench:
             print(f"  {time.time() - started:4.0f} s: {counts}", flush=True)
         stop.set()
         thread.join()
-        return [self._row(side.name, published, samples[side.name], started) for side in SIDES]
+        rows = [self._row(side.name, published, samples[side.name], started) for side in SIDES]
+        raw = {
+            "started": started,
+            "published": published,
+            "done": {side.name: dict(self.ledger.done[side.name]) for side in SIDES},
+            "samples": {name: [s.__dict__ for s in side_samples] for name, side_samples in samples.items()},
+        }
+        return rows, raw
 
     def _row(
         self, side: str, published: dict[str, float], samples: list[Sample], started: float
@@ -245,7 +253,8 @@ class Bench:
         missing = len(published) - len(wait)
         if missing:
             print(f"  {side}: {missing} messages not processed before the timeout", flush=True)
-        return keda_report.measured_row(side, wait, last, samples)
+        throughput = keda_report.throughput_per_replica(published, done, samples, self.settings.concurrency)
+        return keda_report.measured_row(side, wait, last, samples, throughput)
 
     def close(self) -> None:
         self.ledger.server.shutdown()
@@ -277,15 +286,20 @@ def keda_deployment(ours: Any, side: str, ledger: keda_traffic.Ledger) -> dict[s
 def scenario_rows(
     settings: Settings, arrivals: traces.Arrivals, measured: list[keda_report.Row]
 ) -> list[keda_report.Row]:
-    """The simulator's rows for the same arrivals, with the pod start-up the run measured."""
+    """The simulator's rows for the same arrivals, with the pod start-up and the per-replica throughput the
+    run measured (the same pods on every side: the median of the sides'; the nominal one if none fell
+    behind)."""
     # Pod start-up as measured on this node: the first replica asked for -> ready.
     startup = [
         r.first_ready_seconds - r.first_scale_seconds
         for r in measured
         if r.first_ready_seconds is not None and r.first_scale_seconds is not None
     ]
+    throughputs = [r.throughput_per_replica for r in measured if r.throughput_per_replica is not None]
     scenario = Scenario(
-        throughput_per_replica=settings.throughput_per_replica,
+        throughput_per_replica=float(np.median(throughputs))
+        if throughputs
+        else settings.throughput_per_replica,
         startup_seconds=float(np.median(startup)) if startup else 20.0,
         metric_lag_seconds=RABBITMQ_METRIC_LAG_SECONDS,
         max_replicas=settings.max_replicas,
@@ -297,7 +311,11 @@ def scenario_rows(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-keda", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="burst,trace", help="comma-separated: burst, trace")
+    parser.add_argument(
+        "--runs",
+        default="burst,burst,trace",
+        help="comma-separated: burst, trace (repeat one to run it again)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     workdir = OUT / "run"
@@ -333,9 +351,11 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
         report = []
-        for label in args.runs.split(","):
-            arrivals = runs[label]
-            measured = bench.run(label, arrivals)
+        kinds = args.runs.split(",")
+        for index, kind in enumerate(kinds, 1):
+            arrivals = runs[kind]
+            label = f"{kind}-{kinds[:index].count(kind)}"  # burst-1, burst-2, trace-1: ids stay unique
+            measured, raw = bench.run(label, arrivals)
             rows = measured + scenario_rows(settings, arrivals, measured)
             title = f"## {label}: {int(arrivals.sum())} messages over {len(arrivals)} s"
             text = f"{title}\n{keda_report.table(rows)}"
@@ -343,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             report.append(text)
             (OUT / "results.md").write_text("\n\n".join(report) + "\n")
             (OUT / f"{label}.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+            (OUT / f"{label}-raw.json").write_text(json.dumps({"arrivals": arrivals.tolist(), **raw}))
     finally:
         if bench is not None:
             bench.close()
