@@ -65,10 +65,11 @@ class Settings:
     max_replicas: int = 5
     messages_per_replica: int = 100  # KEDA's `value` (the HPA's AverageValue)
     burst_messages: int = 800
-    trace: str = "step-burst-2h"
+    trace: str = "step-burst-2h"  # `--runs trace`
+    spikes_trace: str = "periodic-spikes-2h"  # `--runs spikes`: a 3 s spike every 60 s over a trickle
     trace_speedup: float = 10.0  # seconds of the trace per second of the replay
     trace_peak_rate: float = 20.0  # messages/s at the trace's peak, scaled to the node's 2 cores
-    run_timeout_seconds: float = 900.0
+    drain_timeout_seconds: float = 600.0  # after the last publish: KEDA's defaults take ~360 s back to zero
 
     @property
     def throughput_per_replica(self) -> float:
@@ -220,7 +221,7 @@ class Bench:
             )
         )
         print(f"{label}: published {len(published)} messages in {time.time() - started:.0f} s", flush=True)
-        while time.time() - started < self.settings.run_timeout_seconds:
+        while time.time() - started < len(arrivals) + self.settings.drain_timeout_seconds:
             latest = {name: s[-1] for name, s in samples.items() if s}
             done = all(len(self.ledger.done[side.name]) >= len(published) for side in SIDES)
             if done and all(s.replicas == 0 for s in latest.values()):
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: burst, trace (repeat one to run it again)",
     )
     args = parser.parse_args(argv)
+    kinds = args.runs.split(",")
+    if unknown := set(kinds) - {"burst", "trace", "spikes"}:
+        parser.error(f"--runs: unknown {', '.join(sorted(unknown))} (burst, trace, spikes)")
     settings = Settings()
     workdir = OUT / "run"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -342,16 +346,17 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(kube, services[2], settings)
         e2e.wait_for_operator(bench.core)
         bench.set_up()
+        traces_dir = Path(__file__).parent / "traces"
         runs = {
             "burst": np.array([float(settings.burst_messages)]),
-            "trace": keda_traffic.compressed_trace(
-                Path(__file__).parent / "traces" / f"{settings.trace}.csv",
-                settings.trace_speedup,
-                settings.trace_peak_rate,
-            ),
+            **{
+                kind: keda_traffic.compressed_trace(
+                    traces_dir / f"{name}.csv", settings.trace_speedup, settings.trace_peak_rate
+                )
+                for kind, name in (("trace", settings.trace), ("spikes", settings.spikes_trace))
+            },
         }
         report = []
-        kinds = args.runs.split(",")
         for index, kind in enumerate(kinds, 1):
             arrivals = runs[kind]
             label = f"{kind}-{kinds[:index].count(kind)}"  # burst-1, burst-2, trace-1: ids stay unique
