@@ -200,6 +200,7 @@ class Bench:
     def run(self, label: str, arrivals: traces.Arrivals) -> tuple[list[keda_report.Row], dict[str, Any]]:
         """Publish `arrivals` (messages per second), sample until every side is drained and back to zero;
         the rows, and the raw data they come from (publish and completion stamps, samples)."""
+        self._wait_until_idle()
         self.ledger.reset()
         published: dict[str, float] = {}
         samples: dict[str, list[Sample]] = {side.name: [] for side in SIDES}
@@ -241,6 +242,22 @@ class Bench:
             "samples": {name: [s.__dict__ for s in side_samples] for name, side_samples in samples.items()},
         }
         return rows, raw
+
+    def _wait_until_idle(self, timeout_seconds: float = 600.0) -> None:
+        """No worker pod left and no consumer on any queue: a pod the previous run scaled away may still
+        drain and consume for its grace period (the kubelet of a loaded node is late too), and would take
+        the next run's first messages with no replica counted."""
+
+        def idle() -> bool:
+            pods = self.core.list_namespaced_pod(NAMESPACE).items
+            queues = [self.rabbitmq.api("GET", f"/api/queues/%2F/{side.name}") for side in SIDES]
+            return not pods and all(q.get("consumers", 1) == 0 for q in queues)
+
+        deadline = time.monotonic() + timeout_seconds
+        while not idle():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker pods or consumers still there after {timeout_seconds:.0f} s")
+            time.sleep(5)
 
     def _row(
         self, side: str, published: dict[str, float], samples: list[Sample], started: float
