@@ -42,7 +42,6 @@ from devstack.node import Node
 from devstack.services import RabbitMQ
 from qc_common import api, worker_env
 from qc_operator.simulator import traces
-from qc_operator.simulator.model import Scenario
 
 OUT = binaries.REPO_ROOT / "out" / "bench-keda"
 NETNS_NAME = "qc-bench-keda"
@@ -304,23 +303,9 @@ def keda_deployment(ours: Any, side: str, ledger: keda_traffic.Ledger) -> dict[s
 def scenario_rows(
     settings: Settings, arrivals: traces.Arrivals, measured: list[keda_report.Row]
 ) -> list[keda_report.Row]:
-    """The simulator's rows for the same arrivals, with the pod start-up and the per-replica throughput the
-    run measured (the same pods on every side: the median of the sides'; the nominal one if none fell
-    behind)."""
-    # Pod start-up as measured on this node: the first replica asked for -> ready.
-    startup = [
-        r.first_ready_seconds - r.first_scale_seconds
-        for r in measured
-        if r.first_ready_seconds is not None and r.first_scale_seconds is not None
-    ]
-    throughputs = [r.throughput_per_replica for r in measured if r.throughput_per_replica is not None]
-    scenario = Scenario(
-        throughput_per_replica=float(np.median(throughputs))
-        if throughputs
-        else settings.throughput_per_replica,
-        startup_seconds=float(np.median(startup)) if startup else 20.0,
-        metric_lag_seconds=RABBITMQ_METRIC_LAG_SECONDS,
-        max_replicas=settings.max_replicas,
+    """The simulator's rows for the same arrivals and sides, fed what the run measured."""
+    scenario = keda_report.measured_scenario(
+        measured, settings.throughput_per_replica, RABBITMQ_METRIC_LAG_SECONDS, settings.max_replicas
     )
     return [
         keda_report.simulated_row(side, arrivals, scenario, settings.messages_per_replica) for side in SIDES

@@ -133,6 +133,26 @@ def throughput_per_replica(
     return completions / ready_seconds if ready_seconds else None
 
 
+def measured_scenario(
+    measured: Sequence[Row], nominal_throughput: float, metric_lag_seconds: int, max_replicas: int
+) -> Scenario:
+    """The simulator's Scenario from a run: the pod start-up (the median over the sides of first replica
+    asked -> ready) and the per-replica throughput (the same pods on every side: the median of the sides';
+    the nominal one if no side fell behind)."""
+    startup = [
+        r.first_ready_seconds - r.first_scale_seconds
+        for r in measured
+        if r.first_ready_seconds is not None and r.first_scale_seconds is not None
+    ]
+    throughputs = [r.throughput_per_replica for r in measured if r.throughput_per_replica is not None]
+    return Scenario(
+        throughput_per_replica=float(np.median(throughputs)) if throughputs else nominal_throughput,
+        startup_seconds=float(np.median(startup)) if startup else 20.0,
+        metric_lag_seconds=metric_lag_seconds,
+        max_replicas=max_replicas,
+    )
+
+
 def scaler_for(side: SideSettings, max_replicas: int, messages_per_replica: float) -> Scaler:
     if side.keda is None:
         return OurScaler(our_default_policy(max_replicas))

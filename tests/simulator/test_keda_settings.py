@@ -92,3 +92,15 @@ def test_throughput_per_replica_counts_only_the_intervals_every_slot_had_work() 
     assert keda_report.throughput_per_replica(published, done, waking, slots_per_replica=2) == 1.0
     never_behind = keda_report.throughput_per_replica({"a": 100.0}, {"a": 100.5}, one, slots_per_replica=2)
     assert never_behind is None
+
+
+def test_the_simulator_gets_the_start_up_and_the_throughput_the_run_measured() -> None:
+    def row(side: str, asked: float | None, ready: float | None, throughput: float | None) -> keda_report.Row:
+        return keda_report.Row("measured", side, 1, 2, 3, 4, 1, 0, asked, ready, 5, 6, throughput)
+
+    rows = [row("ours", 4, 16, 7.3), row("keda-default", 32, 38, 5.9), row("keda-tuned", 6, 15, 7.8)]
+    scenario = keda_report.measured_scenario(rows, 8.0, metric_lag_seconds=5, max_replicas=5)
+    assert (scenario.startup_seconds, scenario.throughput_per_replica) == (9.0, 7.3)  # medians of 12, 6, 9
+    assert (scenario.metric_lag_seconds, scenario.max_replicas) == (5, 5)
+    never_behind = keda_report.measured_scenario([row("ours", None, None, None)], 8.0, 5, 5)
+    assert (never_behind.startup_seconds, never_behind.throughput_per_replica) == (20.0, 8.0)
