@@ -3,14 +3,22 @@
 The operator (its `https://` management reads, `qc_operator.http`) and the workers (`amqps://`,
 `qc_worker.sources.rabbitmq`) build their context here, so a CA, a client certificate and a server name
 mean the same on both sides, and a failure reads the same in a status condition and in a worker's log.
+A CA, certificate or key that does not load (not PEM, a key of another certificate, a file that cannot
+be read) is a `TlsMaterialError` saying which and why: a ValueError, as the operator's `http.ssl_for`
+turns it into a SourceError, and the worker's `__main__` into a one-line exit.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 
 # Above the handshakes' own: a peer that never answers the handshake fails within the caller's timeout.
 MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+
+
+class TlsMaterialError(ValueError):
+    """A CA, client certificate or key that cannot be loaded; the message names it (never its content)."""
 
 
 class _NamedServerContext(ssl.SSLContext):
@@ -50,12 +58,47 @@ def client_context(
     context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     if ca_pem or ca_file:
-        context.load_verify_locations(cafile=ca_file, cadata=ca_pem)
+        _load("the CA", lambda: context.load_verify_locations(cafile=ca_file, cadata=ca_pem))
     else:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if cert_file:
-        context.load_cert_chain(cert_file, key_file)
+        chain = cert_file, key_file
+        _load(
+            "the client certificate and key", lambda: context.load_cert_chain(*chain, password=_no_password)
+        )
     return context
+
+
+def _no_password() -> str:
+    # Without a callback OpenSSL would ask for the passphrase on the terminal: a pod has none to answer.
+    raise TlsMaterialError(
+        "the client key is encrypted: give it unencrypted (the Secret is what protects it)"
+    )
+
+
+def _load(what: str, load: Callable[[], None]) -> None:
+    """Run `load`; what the ssl module raises for bad material becomes a TlsMaterialError naming `what`."""
+    try:
+        load()
+    except TlsMaterialError:
+        raise
+    except ssl.SSLError as error:
+        raise TlsMaterialError(f"{what}: {_ssl_reason(error)}") from error
+    except OSError as error:  # missing, a directory, no permission
+        raise TlsMaterialError(f"{what}: cannot be read: {error.strerror or error}") from error
+    except (ValueError, TypeError) as error:  # empty, or text that is not ASCII (DER bytes read as text)
+        raise TlsMaterialError(f"{what}: not PEM ({error})") from error
+
+
+def _ssl_reason(error: ssl.SSLError) -> str:
+    reason = str(error.reason or "")
+    if reason == "KEY_VALUES_MISMATCH":
+        return "the key does not belong to the certificate (KEY_VALUES_MISMATCH)"
+    if reason == "NO_CERTIFICATE_OR_CRL_FOUND" or "no start line" in str(error):
+        return "no PEM certificate found (DER, or not a certificate?)"
+    if "PEM lib" in str(error):
+        return "not a PEM certificate and its PEM private key (DER, or the files swapped?)"
+    return f"cannot be loaded: {reason or error}"
 
 
 def describe_failure(error: BaseException, client_certificate_given: bool = True) -> str | None:

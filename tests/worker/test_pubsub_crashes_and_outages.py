@@ -13,7 +13,7 @@ from google.cloud import pubsub_v1
 from devstack.polling import wait_until
 from devstack.process import port_open
 from devstack.services import PubSubEmulator
-from tests.worker.worker_harness import WorkerProcess, body, completions
+from tests.worker.worker_harness import WorkerProcess, body, completions, restart_until_poison_dead_lettered
 
 ACK_DEADLINE_SECONDS = 10  # the emulator's minimum: a crashed worker's message returns after it
 
@@ -69,27 +69,21 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_by_the_subscription_s_
         QC_MAX_DELIVERY_ATTEMPTS="3",
         **{worker_tasks.RECORDS_DIR_ENV: str(records)},
     )
-    crashes = 0
     dead: list[pubsub_v1.types.ReceivedMessage] = []
-    while True:  # what the Deployment does: start the worker again whenever it dies
-        worker = WorkerProcess(settings, tmp_path / f"worker-{crashes}.log")
-        try:
 
-            def settled(w: WorkerProcess = worker) -> bool:
-                if w.popen.poll() is not None:
-                    return True
-                response = subscriber.pull(subscription=dead_subscription, max_messages=10, timeout=5)
-                dead.extend(response.received_messages)
-                return bool(dead)
+    def dead_lettered() -> bool:
+        response = subscriber.pull(subscription=dead_subscription, max_messages=10, timeout=5)
+        dead.extend(response.received_messages)
+        return bool(dead)
 
-            wait_until(settled, 90, "a crash or the poison dead-lettered")
-            if worker.popen.poll() is None:
-                wait_until(lambda: set(ids) <= set(completions(records)), 60, "every healthy message done")
-                break
-        finally:
-            worker.stop()
-        crashes += 1
-        assert crashes <= 3, "the poison was delivered more often than its attempts"
+    crashes = restart_until_poison_dead_lettered(
+        settings,
+        tmp_path,
+        dead_lettered,
+        lambda: set(ids) <= set(completions(records)),
+        max_crashes=3,
+        crash_timeout_seconds=90,
+    )
     assert crashes == 3
     assert dead[0].message.attributes["qc-dead-letter-reason"] == "crashed"
     assert b"poison" in dead[0].message.data

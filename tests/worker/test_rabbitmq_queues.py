@@ -18,7 +18,7 @@ import worker_tasks
 from devstack.polling import wait_until
 from devstack.services import RabbitMQ
 from tests.worker.rabbitmq_helpers import declare, publish_messages, take_all_now
-from tests.worker.worker_harness import WorkerProcess, body, completions
+from tests.worker.worker_harness import WorkerProcess, body, completions, restart_until_poison_dead_lettered
 
 TYPED_HEADERS: dict[str, Any] = {
     "nested": {"a": 1, "b": [1, "two", {"c": True}]},
@@ -209,22 +209,13 @@ def test_a_message_that_kills_the_worker_is_dead_lettered_after_its_attempts_whi
         QC_MAX_DELIVERY_ATTEMPTS="3",
         **{worker_tasks.RECORDS_DIR_ENV: str(records)},
     )
-    crashes = 0
-    while True:  # what the Deployment does: start the worker again whenever it dies
-        worker = WorkerProcess(settings, tmp_path / f"worker-{crashes}.log")
-        try:
-            wait_until(
-                lambda w=worker: w.popen.poll() is not None or dead_letters(rabbitmq, f"{queue}.dead") == 1,  # type: ignore[misc]
-                60,
-                "a crash or the poison dead-lettered",
-            )
-            if worker.popen.poll() is None:
-                wait_until(lambda: set(ids) <= set(completions(records)), 60, "every healthy message done")
-                break
-        finally:
-            worker.stop()
-        crashes += 1
-        assert crashes <= 3, "the poison was delivered more often than its attempts"
+    crashes = restart_until_poison_dead_lettered(
+        settings,
+        tmp_path,
+        lambda: dead_letters(rabbitmq, f"{queue}.dead") == 1,
+        lambda: set(ids) <= set(completions(records)),
+        max_crashes=3,
+    )
     assert crashes == 3
     assert set(completions(records)) == set(ids)
     [dead] = take_all_now(rabbitmq.amqp_url, f"{queue}.dead")

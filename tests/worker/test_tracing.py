@@ -1,5 +1,6 @@
 """Traces on the real RabbitMQ and the Pub/Sub emulator: a publisher's context → the task's attempt span (its
-child) → a retry → the second attempt in the same trace → the ack; what dead letters carry on.
+child) → a retry → the second attempt in the same trace → the ack; what dead letters carry on; a context
+that cannot be read (garbage, too long, bytes, a number, a list) is none: a fresh trace, nothing failed.
 
 The runtime runs in this process (real sources, the async executor) so the SDK's InMemorySpanExporter sees
 every span; the process's tracer provider is set once, as `opentelemetry-instrument` would, and
@@ -27,6 +28,7 @@ from opentelemetry.trace import StatusCode
 from devstack.services import PubSubEmulator, RabbitMQ
 from qc_worker import tracing
 from qc_worker.executors import AsyncExecutor
+from qc_worker.messages import Delivery, Message
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime
 from qc_worker.settings import WorkerSettings
@@ -211,3 +213,66 @@ async def test_pubsub_googles_context_attribute_goes_through_a_retry_to_the_ack_
         subscriber.delete_subscription(subscription=subscription)
         subscriber.delete_subscription(subscription=dead_subscription)
         subscriber.close()
+
+
+VALID_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+MALFORMED_CONTEXTS: dict[str, Any] = {
+    "garbage": "not a trace context",
+    "too long": f"01-{'1' * 32}-{'2' * 16}-01-" + "x" * 2000,  # a future version may add fields, not 2 KB
+    "bytes": b"\xff\xfe\x00 not text",
+    "int": 12345,
+    "list": [VALID_TRACEPARENT],
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_CONTEXTS))
+def test_a_malformed_context_in_a_message_is_none_its_attempt_starts_a_fresh_trace_and_carries_it(
+    case: str,
+) -> None:
+    # The hooks on their own, with the values as a source might hand them over (not only as text).
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traces = tracing.OpenTelemetryTracing(provider)
+    value = MALFORMED_CONTEXTS[case]
+    message = Message(
+        b"{}", "m", {"traceparent": value, "tracestate": value, "googclient_traceparent": value}
+    )
+    delivery = Delivery(message, handle=None)
+    traces.begin([delivery], "task", "memory")
+    with traces.settling(delivery, "retry"):
+        carried = tracing.carried()
+    [attempt] = [s for s in exporter.get_finished_spans() if s.name == "process task"]
+    assert attempt.parent is None  # a fresh trace
+    assert attempt.context.trace_id != int(VALID_TRACEPARENT.split("-")[1], 16)
+    # The retried copy carries the fresh trace in place of what the message had.
+    assert carried["traceparent"].split("-")[1] == f"{attempt.context.trace_id:032x}"
+
+
+async def test_rabbitmq_messages_with_malformed_contexts_are_processed_each_in_one_fresh_trace(
+    rabbitmq: RabbitMQ, spans: InMemorySpanExporter
+) -> None:
+    queue = f"malformed-{uuid.uuid4().hex[:8]}"
+    await declare(rabbitmq.amqp_url, queue)
+    messages = []
+    for case, value in MALFORMED_CONTEXTS.items():
+        header = bytearray(value) if isinstance(value, bytes) else value  # AMQP's bytes are a byte array
+        headers = {"traceparent": header, "tracestate": header}
+        messages.append(aio_pika.Message(b"{}", message_id=case, headers=headers))
+    await publish_messages(rabbitmq.amqp_url, queue, messages)
+    source = RabbitMQSource(rabbitmq.amqp_url, queue, "", prefetch=8)
+    runtime = make_runtime(source, "traced_tasks:fails_first_attempt")
+    await run_until(runtime, lambda: len(named(spans, "ack")) == len(MALFORMED_CONTEXTS))
+    attempts: dict[str, list[ReadableSpan]] = {}
+    for span in named(spans, "process traced_tasks:fails_first_attempt"):
+        attempts.setdefault(str((span.attributes or {})["messaging.message.id"]), []).append(span)
+    assert sorted(attempts) == sorted(MALFORMED_CONTEXTS)
+    for case, (first, second) in attempts.items():
+        # Each message: its first attempt starts a trace, its retried copy carries it, the second joins it.
+        assert first.parent is None, case
+        assert second.context.trace_id == first.context.trace_id, case
+        assert parent_id(second) == first.context.span_id, case
+        assert (second.attributes or {})["qc.outcome"] == "ack", case
+    assert len({first.context.trace_id for first, _ in attempts.values()}) == len(MALFORMED_CONTEXTS)
+    assert not named(spans, "dead_letter")
+    assert rabbitmq.queue_counts(queue)["messages"] == 0

@@ -1,6 +1,7 @@
 """Running real `qc-worker` processes in tests, and reading what they did.
 
-Used by tests/worker/conftest.py (the `start_worker` fixture) and the tests against real brokers. The
+Used by tests/worker/conftest.py (the `start_worker` fixture) and the tests against real brokers;
+`restart_until_poison_dead_lettered` is what a Deployment does with a worker a poison message kills. The
 task module the tests name, `worker_tasks`, is found by the child through PYTHONPATH, as a user's task
 module would be in its image.
 """
@@ -14,9 +15,11 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack import scrape
+from devstack.polling import wait_until
 from devstack.process import free_port
 from qc_common import api, worker_env
 
@@ -67,6 +70,36 @@ class WorkerProcess:
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.kill_hard()
+
+
+def restart_until_poison_dead_lettered(
+    env: dict[str, str],
+    log_dir: Path,
+    poison_dead_lettered: Callable[[], bool],
+    healthy_done: Callable[[], bool],
+    max_crashes: int,
+    crash_timeout_seconds: float = 60,
+) -> int:
+    """Start a worker again whenever it dies (as its Deployment would) until the poison message that kills
+    it is dead-lettered while a worker lives and the healthy messages are done; returns how many workers
+    died. More than `max_crashes` deaths fail the test: the poison was delivered more often than its
+    attempts."""
+    crashes = 0
+    while True:
+        worker = WorkerProcess(env, log_dir / f"worker-{crashes}.log")
+        try:
+
+            def died_or_dead_lettered(w: WorkerProcess = worker) -> bool:
+                return w.popen.poll() is not None or poison_dead_lettered()
+
+            wait_until(died_or_dead_lettered, crash_timeout_seconds, "a crash or the poison dead-lettered")
+            if worker.popen.poll() is None:
+                wait_until(healthy_done, 60, "every healthy message done")
+                return crashes
+        finally:
+            worker.stop()
+        crashes += 1
+        assert crashes <= max_crashes, "the poison was delivered more often than its attempts"
 
 
 def completions(records: Path) -> Counter[str]:

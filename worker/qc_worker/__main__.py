@@ -11,6 +11,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
+from qc_common import tls as common_tls
 from qc_worker import tracing
 from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
@@ -28,6 +29,26 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def check_tls_files(settings: WorkerSettings) -> None:
+    """Load amqps://'s CA and client certificate once before starting: files that can never load
+    (`common_tls.TlsMaterialError`) end the worker with one line, not a reconnect loop."""
+    if settings.source != "rabbitmq" or not settings.rabbitmq_url.startswith("amqps://"):
+        return
+    try:
+        common_tls.client_context(
+            ca_file=settings.rabbitmq_ca_file or None,
+            cert_file=settings.rabbitmq_client_cert_file or None,
+            key_file=settings.rabbitmq_client_key_file or None,
+        )
+    except common_tls.TlsMaterialError as error:
+        files = (
+            f"the CA file {settings.rabbitmq_ca_file or '(the system CAs)'}, "
+            f"the client certificate file {settings.rabbitmq_client_cert_file or '(none)'}, "
+            f"the client key file {settings.rabbitmq_client_key_file or '(none)'}"
+        )
+        raise common_tls.TlsMaterialError(f"cannot use the TLS files ({files}): {error}") from None
 
 
 def build_source(settings: WorkerSettings) -> Source:
@@ -62,9 +83,13 @@ def build_executor(task: TaskSpec, settings: WorkerSettings) -> Executor:
     return ProcessExecutor(processes, settings.max_tasks_per_child, settings.max_memory_per_child_mib)
 
 
-async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> None:
+async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracing) -> int:
+    """Run until stopped; the exit code: 0, or 1 when the process pool broke (`PoolBroken`)."""
     metrics = WorkerMetrics(settings.source, task.name, settings.concurrency)
-    runtime = Runtime(settings, task, build_source(settings), build_executor(task, settings), metrics, traces)
+    executor = build_executor(task, settings)
+    runtime = Runtime(settings, task, build_source(settings), executor, metrics, traces)
+    if isinstance(executor, ProcessExecutor):  # a pool that cannot run tasks stops the worker, not a loop
+        executor.on_broken = lambda reason: runtime.request_stop()
     if (
         settings.source == "rabbitmq"
         and runtime.limits.time_limit_seconds >= RABBITMQ_CONSUMER_TIMEOUT_SECONDS
@@ -80,6 +105,10 @@ async def serve(settings: WorkerSettings, task: TaskSpec, traces: tracing.Tracin
         await runtime.run()
     finally:
         await server.cleanup()
+    if isinstance(executor, ProcessExecutor) and executor.broken is not None:
+        log.error("stopped: %s", executor.broken)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot load the task: %s", error)
         return 2
     try:
+        check_tls_files(settings)
+    except common_tls.TlsMaterialError as error:
+        log.error("%s", error)
+        return 2
+    try:
         traces = tracing.configure(settings.tracing)
     except tracing.TracingUnavailable as error:
         log.error("cannot trace: %s", error)
@@ -109,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    asyncio.run(serve(settings, task, traces))
-    log.info("stopped")
-    return 0
+    code = asyncio.run(serve(settings, task, traces))
+    if code == 0:
+        log.info("stopped")
+    return code
 
 
 if __name__ == "__main__":

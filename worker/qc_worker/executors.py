@@ -7,7 +7,9 @@ task was stopped at its time limit: its process is killed and another takes its 
 re-raised.
 
 The pool's processes are forked by `qc_worker.zygote`, a small interpreter that imported only the task's
-module, so a slot costs the pages a task dirties, not a fresh interpreter with the worker's libraries.
+module, so a slot costs the pages a task dirties, not a fresh interpreter with the worker's libraries
+(`qc_worker.zygote_client` is our end of it). A zygote that dies is replaced; zygotes that keep dying at
+once break the pool (`PoolBroken`), and `qc_worker.__main__` stops the worker with the reason.
 """
 
 from __future__ import annotations
@@ -19,17 +21,16 @@ import logging
 import os
 import pickle
 import signal
-import socket
-import subprocess
-import sys
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from qc_worker import zygote
+from qc_worker.zygote_client import Zygote, ZygoteFailed
 
 log = logging.getLogger(__name__)
-ZYGOTE_START_TIMEOUT_SECONDS = 60.0  # importing the task's module in the zygote
-EXIT_REPORT_TIMEOUT_SECONDS = 5.0  # from a pool process's end of file to the zygote's report of its exit
+ZYGOTE_STABLE_SECONDS = 10.0  # a zygote that dies younger than this died "at once" (see MAX_QUICK_DEATHS)
+MAX_QUICK_DEATHS = 3  # zygotes dying at once in a row: the pool is broken and the worker stops
 
 
 class TimeLimitExceeded(Exception):
@@ -38,6 +39,10 @@ class TimeLimitExceeded(Exception):
 
 class TaskCrashed(Exception):
     """The process running the task died."""
+
+
+class PoolBroken(TaskCrashed):
+    """The pool's zygote keeps dying at once (its import of the task's module fails, ...): no task can run."""
 
 
 class Executor(Protocol):
@@ -52,9 +57,10 @@ class Executor(Protocol):
 
 @dataclasses.dataclass(eq=False)
 class PoolProcess:
-    """One forked process and the worker's end of its socket."""
+    """One forked process, the zygote that forked it, and the worker's end of its socket."""
 
     pid: int
+    zygote: Zygote
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     tasks_done: int = 0
@@ -75,27 +81,18 @@ class PoolProcess:
         self.writer.close()
 
 
-def launch_zygote(module: str, limits: tuple[int, int]) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """`python -m qc_worker.zygote` importing `module`, and our end of its control socket."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    # The worker's own import path (the working directory `qc-worker` added, a test's rootdir...).
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qc_worker.zygote", str(theirs.fileno()), *map(str, limits), module],
-        pass_fds=(theirs.fileno(),),
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    theirs.close()
-    return process, ours
-
-
 class ProcessExecutor:
     """Long-lived processes forked from a zygote, started on the first task; a task past its time limit
     has its process killed.
 
     `max_tasks_per_child` / `max_memory_per_child_mib` (0: never) replace a process after its task once it
-    has run that many tasks or holds more resident memory, as Celery's prefork pool does."""
+    has run that many tasks or holds more resident memory, as Celery's prefork pool does.
+
+    A zygote that dies (killed, OOM) is replaced on the next task; the tasks waiting for it to fork fail as
+    crashed (retried as any crash is), and the processes it forked finish their tasks, then go. Zygotes
+    dying at once `MAX_QUICK_DEATHS` times in a row break the pool: `on_broken` (the runtime's stop) gets
+    the reason, and the tasks waiting for a process wait for the drain to stop them, which releases their
+    messages: they are not at fault, so no attempt is spent on them."""
 
     def __init__(
         self, processes: int, max_tasks_per_child: int = 0, max_memory_per_child_mib: int = 0
@@ -104,84 +101,84 @@ class ProcessExecutor:
         self._slots = asyncio.Semaphore(processes)
         self._idle: list[PoolProcess] = []
         self._busy: set[PoolProcess] = set()
-        self._zygote: subprocess.Popen[bytes] | None = None
-        self._control: socket.socket | None = None
-        self._control_writer: asyncio.StreamWriter | None = None
-        self._forked: asyncio.Queue[int] = asyncio.Queue()
-        self._exits: dict[int, asyncio.Future[int]] = {}
-        self._fork_lock = asyncio.Lock()
+        self._zygote: Zygote | None = None
         self._start_lock = asyncio.Lock()
-        self._listener: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()  # stop_all or close: a task waiting on a broken pool gives up
         self._closed = False
+        self._quick_deaths = 0
+        self.broken: str | None = None  # why the pool cannot run tasks, once it cannot
+        self.on_broken: Callable[[str], None] = lambda reason: None
         self.recycled = 0  # processes replaced by a limit (read by tests and the benchmark)
+        self.zygote_deaths = 0  # zygotes that died without our asking (read by tests)
 
     @property
     def zygote_pid(self) -> int | None:
-        return None if self._zygote is None else self._zygote.pid
+        return None if self._zygote is None else self._zygote.process.pid
 
     def pids(self) -> list[int]:
         """The pool's processes now, idle and busy."""
         return [p.pid for p in self._idle] + [p.pid for p in self._busy]
 
-    async def start(self, module: str) -> None:
-        """Start the zygote, importing `module` (the task's) once for every process it will fork."""
+    async def start(self, module: str) -> Zygote:
+        """The live zygote, started if there is none (importing `module`, the task's, once for every process
+        it will fork); PoolBroken once zygotes keep dying at once."""
         async with self._start_lock:  # the first tasks arrive together; one zygote serves them all
-            if self._listener is None:
-                await self._start(module)
+            while self._zygote is None or self._zygote.died.done():
+                if self.broken is not None:
+                    raise PoolBroken(self.broken)
+                started = time.monotonic()
+                try:
+                    self._zygote = await Zygote.start(module, self._limits, self._is_busy, self._zygote_died)
+                except ZygoteFailed as error:
+                    log.warning("%s", error)
+                    self._count_death(str(error), time.monotonic() - started)
+            return self._zygote
 
-    async def _start(self, module: str) -> None:
-        self._zygote, ours = launch_zygote(module, self._limits)
-        self._control = ours
-        reader, self._control_writer = await asyncio.open_unix_connection(sock=ours)
+    def _is_busy(self, pid: int) -> bool:
+        return any(p.pid == pid for p in self._busy)
+
+    def _zygote_died(self, gone: Zygote) -> None:
+        code = gone.died.result()
+        self.zygote_deaths += 1
+        log.warning(
+            "the pool's zygote died; the next task starts a new one",
+            extra={"exit_code": code, "lived_seconds": round(gone.lived_seconds, 1)},
+        )
+        # Its idle processes could not report their exit any more: they go (they exit at the end of file).
+        for process in [p for p in self._idle if p.zygote is gone]:
+            self._idle.remove(process)
+            process.writer.close()
+        self._count_death(f"the pool's zygote died (exit code {code})", gone.lived_seconds)
+
+    def _count_death(self, what: str, lived_seconds: float) -> None:
+        if lived_seconds >= ZYGOTE_STABLE_SECONDS:
+            self._quick_deaths = 0
+            return
+        self._quick_deaths += 1
+        if self._quick_deaths >= MAX_QUICK_DEATHS and self.broken is None:
+            self.broken = (
+                f"the pool cannot run tasks: {self._quick_deaths} zygotes in a row died within "
+                f"{ZYGOTE_STABLE_SECONDS:g} s of their start; the last: {what}"
+            )
+            log.error("%s", self.broken)
+            self.on_broken(self.broken)
+
+    async def _fork(self, current: Zygote) -> PoolProcess:
         try:
-            async with asyncio.timeout(ZYGOTE_START_TIMEOUT_SECONDS):
-                ready = await reader.readline()
-        except TimeoutError:
-            ready = b""
-        if ready != b"ready\n":
-            raise RuntimeError(f"the pool's zygote could not start (importing {module!r}); see its log")
-        self._listener = asyncio.create_task(self._listen(reader))
-
-    async def _listen(self, reader: asyncio.StreamReader) -> None:
-        """The zygote's answers: `forked PID` (in the order asked) and `exited PID CODE`."""
-        while line := await reader.readline():
-            word, *numbers = line.decode().split()
-            pid = int(numbers[0])
-            if word == "forked":
-                self._forked.put_nowait(pid)
-            elif word == "exited" and (pid in self._exits or pid in {p.pid for p in self._busy}):
-                # Kept only for a process that died under a task or was killed: `_exit_code` reads it.
-                exit_future = self._expect_exit(pid)
-                if not exit_future.done():
-                    exit_future.set_result(int(numbers[1]))
-                # Whoever waits for it has it by then; a pid is reused only after many others.
-                asyncio.get_running_loop().call_later(EXIT_REPORT_TIMEOUT_SECONDS, self._exits.pop, pid, None)
-
-    async def _fork(self) -> PoolProcess:
-        assert self._control is not None
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        async with self._fork_lock:  # one request at a time: each `forked` answer is the last request's
-            socket.send_fds(self._control, [b"f"], [theirs.fileno()])
-            theirs.close()
-            pid = await self._forked.get()
+            pid, ours = await current.fork()
+        except ZygoteFailed as error:
+            raise TaskCrashed(str(error)) from error
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        return PoolProcess(pid, reader, writer)
-
-    def _expect_exit(self, pid: int) -> asyncio.Future[int]:
-        """The exit code the zygote will report for `pid` (asked before the process can be forgotten)."""
-        return self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
-
-    async def _exit_code(self, pid: int) -> int | None:
-        try:
-            async with asyncio.timeout(EXIT_REPORT_TIMEOUT_SECONDS):
-                return await self._expect_exit(pid)
-        except TimeoutError:
-            return None
+        return PoolProcess(pid, current, reader, writer)
 
     async def run(self, function: Callable[..., Any], argument: Any, time_limit_seconds: float) -> None:
         async with self._slots:
-            await self.start(function.__module__)
-            process = self._idle.pop() if self._idle else await self._fork()
+            try:
+                current = await self.start(function.__module__)
+            except PoolBroken:
+                await self._stopped.wait()  # the drain's end: the runtime releases the message
+                raise
+            process = self._idle.pop() if self._idle else await self._fork(current)
             self._busy.add(process)
             try:
                 async with asyncio.timeout(time_limit_seconds) as limit:
@@ -195,11 +192,11 @@ class ProcessExecutor:
                     ) from error
                 raise
             except (asyncio.IncompleteReadError, ConnectionError) as error:
-                self._expect_exit(process.pid)
+                process.zygote.expect_exit(process.pid)
                 self._busy.discard(process)
                 process.writer.close()
-                code = await self._exit_code(process.pid)
-                raise TaskCrashed(f"the task's process died (exit code {code})") from error
+                code = await process.zygote.exit_of(process.pid)
+                raise TaskCrashed(f"the task's process died ({code})") from error
             except BaseException:  # cancelled at the drain's end: the process may be mid-task, so it goes
                 self._busy.discard(process)
                 process.kill()
@@ -209,6 +206,8 @@ class ProcessExecutor:
                 self.recycled += 1
                 process.writer.close()
                 log.info("pool process recycled", extra={"pid": process.pid, "tasks": process.tasks_done})
+            elif process.zygote.died.done():  # an orphan now: the next task gets one of the new zygote's
+                process.writer.close()
             else:
                 self._idle.append(process)
         if not ok:
@@ -216,33 +215,23 @@ class ProcessExecutor:
 
     async def stop_all(self) -> None:
         # Every busy process killed at once, and gone before the runtime hands its message back.
+        self._stopped.set()
         busy = list(self._busy)
         for process in busy:
-            self._expect_exit(process.pid)
+            process.zygote.expect_exit(process.pid)
             process.kill()
-        await asyncio.gather(*(self._exit_code(p.pid) for p in busy))
+        await asyncio.gather(*(p.zygote.exit_of(p.pid) for p in busy))
         self.close()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._stopped.set()
         for process in self._idle:
             process.writer.close()
-        if self._listener is not None:
-            self._listener.cancel()
-        if self._control is not None:
-            # The zygote reads the end of file, kills what it forked and exits.
-            with contextlib.suppress(OSError):
-                self._control.shutdown(socket.SHUT_RDWR)
-        if self._control_writer is not None:
-            self._control_writer.close()
         if self._zygote is not None:
-            try:
-                self._zygote.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._zygote.kill()
-                self._zygote.wait()
+            self._zygote.close()
 
 
 class AsyncExecutor:

@@ -7,7 +7,9 @@ default; the opentelemetry packages are imported only when it is on, so the work
 Where a trace comes from: the message's W3C `traceparent` / `tracestate` (RabbitMQ headers, Pub/Sub
 attributes), else `googclient_traceparent` / `googclient_tracestate`, the attributes Google's Pub/Sub
 clients write when their publisher has OpenTelemetry on. The propagator is the global one
-(OTEL_PROPAGATORS; W3C trace context and baggage by default).
+(OTEL_PROPAGATORS; W3C trace context and baggage by default). A context that cannot be read (garbage,
+longer than a context can be, not text: a broker's header may be bytes, a number or a list) is no
+context: the message is processed as usual in a fresh trace, which its republished copies carry.
 
 The spans: `process <task>` (kind CONSUMER) per attempt, a child of the publisher's span, with
 `qc.delivery_attempt`, `qc.outcome` (ack, retry, dead_letter, release) and on failure `qc.failure_reason`
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 TRACEPARENT = "traceparent"
 GOOGLE_PREFIX = "googclient_"  # google-cloud-pubsub's prefix for the context attributes it writes
 INSTRUMENTATION_NAME = "qc_worker"
+# W3C's limit for tracestate (a traceparent is 55): a longer value is not read as a context at all.
+MAX_CONTEXT_VALUE_CHARS = 512
 # The headers / attributes to add to the copy being republished in the current settlement (see carried()).
 _CARRIED: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
     "qc_worker_carried", default=MappingProxyType({})
@@ -60,10 +64,6 @@ def carried() -> dict[str, str]:
     """Trace context headers a source adds to the copy it republishes now (a retry, a dead letter): empty
     unless tracing is on and the message came without a context of its own."""
     return dict(_CARRIED.get())
-
-
-def has_context(attributes: Mapping[str, Any]) -> bool:
-    return TRACEPARENT in attributes or GOOGLE_PREFIX + TRACEPARENT in attributes
 
 
 class Tracing:
@@ -89,12 +89,16 @@ def _context_getter() -> Any:
     from opentelemetry.propagators import textmap
 
     class Getter(textmap.Getter[Mapping[str, str]]):
-        def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
-            value = carrier.get(key, carrier.get(GOOGLE_PREFIX + key))
-            return None if value is None else [value]
+        def get(self, carrier: Mapping[str, Any], key: str) -> list[str] | None:
+            for name in (key, GOOGLE_PREFIX + key):
+                value = carrier.get(name)
+                # Only text of a context's size: the propagators assume a str and would raise on the rest.
+                if isinstance(value, str) and len(value) <= MAX_CONTEXT_VALUE_CHARS:
+                    return [value]
+            return None
 
-        def keys(self, carrier: Mapping[str, str]) -> list[str]:
-            return [key.removeprefix(GOOGLE_PREFIX) for key in carrier]
+        def keys(self, carrier: Mapping[str, Any]) -> list[str]:
+            return [str(key).removeprefix(GOOGLE_PREFIX) for key in carrier]
 
     return Getter()
 
@@ -103,8 +107,9 @@ class OpenTelemetryTracing(Tracing):
     """Spans through an SDK `TracerProvider` (the process's, or a test's with an in-memory exporter)."""
 
     def __init__(self, provider: TracerProvider) -> None:
-        from opentelemetry import propagate, trace
+        from opentelemetry import context, propagate, trace
 
+        self._context = context
         self._trace = trace
         self._propagate = propagate
         self._tracer = provider.get_tracer(INSTRUMENTATION_NAME)
@@ -113,7 +118,7 @@ class OpenTelemetryTracing(Tracing):
     def begin(self, deliveries: list[Delivery], task_name: str, source_name: str) -> None:
         for delivery in deliveries:
             message = delivery.message
-            parent = self._propagate.extract(message.attributes, getter=self._getter)
+            parent = self._parent(message)
             delivery.span = self._tracer.start_span(
                 f"process {task_name}",
                 context=parent,
@@ -126,6 +131,20 @@ class OpenTelemetryTracing(Tracing):
                     "qc.delivery_attempt": message.delivery_attempt,
                 },
             )
+
+    def _parent(self, message: Message) -> Any:
+        """The context `message` carries; an empty one (a fresh trace) if it has none or an unreadable one."""
+        fresh = self._context.Context()  # not the current one: a message's trace is its own
+        try:
+            return self._propagate.extract(message.attributes, context=fresh, getter=self._getter)
+        except Exception as error:  # a propagator OTEL_PROPAGATORS names may still choke on a value
+            log.debug("the message's trace context cannot be read, starting a fresh trace: %s", error)
+            return fresh
+
+    def has_context(self, message: Message) -> bool:
+        """Whether `message` carries a context its attempts can join (a malformed one is none)."""
+        parent = self._trace.get_current_span(self._parent(message)).get_span_context()
+        return bool(parent.is_valid)
 
     def running(self, deliveries: list[Delivery]) -> contextlib.AbstractContextManager[None]:
         if len(deliveries) != 1 or deliveries[0].span is None:  # a batch has no one parent
@@ -165,7 +184,7 @@ class OpenTelemetryTracing(Tracing):
             _CARRIED.reset(token)
 
     def _context_to_carry(self, message: Message, context: Any) -> dict[str, str]:
-        if has_context(message.attributes):
+        if self.has_context(message):
             return {}  # kept as it came: later attempts stay children of the publisher's span
         headers: dict[str, str] = {}
         self._propagate.inject(headers, context=context)
