@@ -6,11 +6,17 @@ RabbitMQ and the same concurrency, in one run.
    the pool; Celery's main process and its prefork children) with every slot busy, at concurrency 1, 8,
    16. PSS splits shared pages between the processes sharing them: what the slots cost the machine.
 2. CPU-bound throughput: the same heavy-tailed sample of tasks, qc-worker (its default prefetch, the
-   window, and the window + 1) and Celery (acks late, default prefetch multiplier) alternating
+   window + 1, and the window alone) and Celery (acks late, default prefetch multiplier) alternating
    over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
-   the first task's start, and from the launch of the worker, from the times the tasks record.
+   the first task's start, and from the launch of the worker, from the times the tasks record; the
+   median idle time of a slot between two tasks, the share of the time the slots were in a task, and
+   the load average, per pass and as medians.
 
 Celery runs from .venv-celery (`ensure_celery`), a virtualenv of its own (benchmarks/celery-constraints.txt).
+
+Run under a raised priority (`nice -n -15 python -m benchmarks.bench_worker ...`, as root) on a shared
+machine: `share_priority` hands the benchmark's niceness to every session it starts (each side, the broker),
+as the kernel's autogroups would otherwise give each of them an ordinary share whatever its niceness.
 """
 
 from __future__ import annotations
@@ -60,6 +66,32 @@ def ensure_celery() -> Path:
         pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "-c", str(CELERY_CONSTRAINTS)]
         subprocess.run([*pip, "celery"], check=True)
     return bin_dir
+
+
+def share_priority(pid: int) -> None:
+    """Give `pid`'s session this process's niceness, when it is raised (below 0).
+
+    With autogroups on (/proc/sys/kernel/sched_autogroup_enabled), the scheduler first shares the CPU
+    equally among sessions, and a niceness counts only against processes of the same session: a side
+    started in a session of its own (`start_new_session`, so one kill stops its tree) would run at an
+    ordinary share beside every other session on the machine however `nice` the benchmark was. Root may
+    set a session's own niceness in /proc/PID/autogroup; elsewhere this does nothing."""
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    if niceness >= 0 or not autogroup.exists():
+        return
+    try:
+        autogroup.write_text(str(niceness))
+    except OSError as error:
+        print(f"bench: cannot raise the priority of session {pid}: {error}", file=sys.stderr)
+
+
+def priority_note() -> str:
+    """The niceness and 1-minute load average a measurement ran under, for printing beside it."""
+    autogroup = Path("/proc/self/autogroup")
+    group = autogroup.read_text().split()[-1] if autogroup.exists() else "-"
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    return f"nice {niceness} (session {group}), load average {os.getloadavg()[0]:.1f}"
 
 
 def descendants(root: int) -> list[int]:
@@ -125,7 +157,8 @@ class Side:
 def qc_worker_side(
     broker: RabbitMQ, fill: Callable[[str, list[bytes]], None], prefetch_extra: int | None = None
 ) -> Side:
-    """`qc-worker` on the queue; `prefetch_extra` set: that many messages prefetched beyond the window."""
+    """`qc-worker` on the queue; `prefetch_extra` set: that many messages prefetched beyond the window (else
+    its default)."""
     tasks = {"timed_burn": "timed_cpu_task", "hold": "hold_task"}
     fields = {"timed_burn": "cpu_seconds", "hold": "sleep_seconds"}
 
@@ -146,12 +179,14 @@ def qc_worker_side(
             env[worker_env.RABBITMQ_PREFETCH_EXTRA] = str(prefetch_extra)
         qc_worker = str(Path(sys.executable).with_name("qc-worker"))
         with log_file("qc-worker") as log:
-            return subprocess.Popen([qc_worker], env=env, start_new_session=True, stdout=log, stderr=log)
+            process = subprocess.Popen([qc_worker], env=env, start_new_session=True, stdout=log, stderr=log)
+        share_priority(process.pid)
+        return process
 
     def publish(queue: str, kind: str, arguments: list[float]) -> None:
         fill(queue, [json.dumps({fields[kind]: a}).encode() for a in arguments])
 
-    name = "qc-worker" if prefetch_extra is None else f"qc-worker +{prefetch_extra} prefetch"
+    name = "qc-worker" if prefetch_extra is None else f"qc-worker, {prefetch_extra} beyond window"
     return Side(name, launch, publish)
 
 
@@ -168,7 +203,9 @@ def celery_side(broker: RabbitMQ, bin_dir: Path) -> Side:
         command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
         with log_file("celery") as log:
             env_here = {**env, bench_tasks.RECORDS_ENV: str(records)}
-            return subprocess.Popen(command, env=env_here, start_new_session=True, stdout=log, stderr=log)
+            process = subprocess.Popen(command, env=env_here, start_new_session=True, stdout=log, stderr=log)
+        share_priority(process.pid)
+        return process
 
     def publish(queue: str, kind: str, arguments: list[float]) -> None:
         command = [str(bin_dir / "python"), "-m", "benchmarks.celery_app", queue, kind, json.dumps(arguments)]
@@ -223,11 +260,18 @@ def bench_memory(ours: Side, celery: Side, purge: Callable[[str], None]) -> None
     )
 
 
-def throughput_pass(
-    side: Side, queue: str, durations: list[float], concurrency: int
-) -> tuple[float, float, float]:
-    """Seconds from the first task's start, and from the launch, to the last task's end; the median idle
-    gap between two tasks of a slot."""
+@dataclass(frozen=True)
+class ThroughputPass:
+    """One side's pass over the sample, from the times its tasks recorded."""
+
+    from_first_seconds: float  # the first task's start to the last task's end
+    from_launch_seconds: float  # the worker's launch to the last task's end
+    gap_seconds: float  # the median idle time of a slot between two of its tasks
+    busy: float  # the slots' time spent in a task, of slots x (from the first task to the last's end)
+    load: float  # the 1-minute load average at its end
+
+
+def throughput_pass(side: Side, queue: str, durations: list[float], concurrency: int) -> ThroughputPass:
     with tempfile.TemporaryDirectory() as directory:
         records = Path(directory)
         side.publish(queue, "timed_burn", durations)
@@ -241,26 +285,44 @@ def throughput_pass(
             stop(process)
         done = spans(records)
         first_start, last_end = min(s for s, _ in done), max(e for _, e in done)
-        return last_end - first_start, last_end - launched, statistics.median(slot_gaps_seconds(records))
+        busy = sum(end - start for start, end in done) / (concurrency * (last_end - first_start))
+        gap = statistics.median(slot_gaps_seconds(records))
+        return ThroughputPass(last_end - first_start, last_end - launched, gap, busy, os.getloadavg()[0])
 
 
 def bench_throughput(sides: list[Side], durations: list[float], cores: int, rounds: int = ROUNDS) -> None:
+    """Alternating rounds of every side; per pass and the medians: of ideal (cores / mean CPU) from the
+    first task and from the launch, the idle gap, the slots' busy share and the load average.
+
+    The busy share is what the worker answers for on a shared machine: a task burns its CPU time however
+    long that takes, so when other sessions take part of the cores every side's ratio to ideal falls by
+    the same share, while the time a slot sits between two tasks is the worker's own."""
     ideal = sum(durations) / cores
-    runs: dict[str, list[tuple[float, float, float]]] = {side.name: [] for side in sides}
-    for round_number in range(rounds):
-        for number, side in enumerate(sides):
-            queue = f"cpu-{number}-{round_number}"
-            runs[side.name].append(throughput_pass(side, queue, durations, cores))
+    runs: dict[str, list[ThroughputPass]] = {side.name: [] for side in sides}
     mean_ms = 1000 * sum(durations) / len(durations)
     print(
         f"\n## CPU-bound through RabbitMQ, each worker its own process: {len(durations)} tasks, mean "
         f"{mean_ms:.0f} ms CPU, concurrency {cores} = cores; medians of {rounds} alternating rounds"
     )
-    load_1m = os.getloadavg()[0]
-    print(f"(load average {load_1m:.1f} on {cores} cores: ideal assumes the cores are this run's alone)")
-    print(f"{'':<26}{'of ideal from the first task':>30}{'from launch':>14}{'idle gap per task':>20}")
-    for name, measured in runs.items():
-        from_first = statistics.median(ideal / first for first, _, _ in measured)
-        from_launch = statistics.median(ideal / launch for _, launch, _ in measured)
-        gap_ms = 1000 * statistics.median(gap for _, _, gap in measured)
-        print(f"{name:<26}{from_first:>30.3f}{from_launch:>14.3f}{gap_ms:>17.1f} ms")
+    print(f"({priority_note()} at the start; ideal assumes the {cores} cores are this run's alone)")
+    columns = ("of ideal from 1st task", "from launch", "idle gap", "slots busy", "load")
+    header = "".join(f"{c:>{w}}" for c, w in zip(columns, (24, 13, 11, 12, 11), strict=True))
+    print(f"{'':<36}{header}")
+
+    def row(label: str, passes: list[ThroughputPass]) -> str:
+        from_first = statistics.median(ideal / p.from_first_seconds for p in passes)
+        from_launch = statistics.median(ideal / p.from_launch_seconds for p in passes)
+        gap_ms = 1000 * statistics.median(p.gap_seconds for p in passes)
+        busy = statistics.median(p.busy for p in passes)
+        loads = sorted(p.load for p in passes)
+        load = f"{loads[0]:.1f}" if len(loads) == 1 else f"{loads[0]:.1f}-{loads[-1]:.1f}"
+        return f"{label:<36}{from_first:>24.3f}{from_launch:>13.3f}{gap_ms:>8.1f} ms{busy:>12.3f}{load:>11}"
+
+    for round_number in range(rounds):
+        for number, side in enumerate(sides):
+            measured = throughput_pass(side, f"cpu-{number}-{round_number}", durations, cores)
+            runs[side.name].append(measured)
+            print(row(f"round {round_number + 1}: {side.name}", [measured]), flush=True)
+    print("medians:")
+    for name, passes in runs.items():
+        print(row(name, passes))

@@ -6,7 +6,7 @@
 2. No-op async tasks: messages per second against the raw client's own consume-and-ack loop on the same
    broker, for RabbitMQ and for the Pub/Sub emulator. A broker warms up (the emulator is a JVM that gets
    several times faster over its first runs), so a throwaway raw pass goes first, then raw and ours
-   alternate for ROUNDS rounds and the medians are compared.
+   alternate for `--rounds` rounds and the medians are compared.
 3. Peak RSS of one `qc-worker` process at 64 in flight with 1 KiB messages.
 4. Against Celery prefork, on whole processes (`benchmarks.bench_processes`): CPU-bound throughput through
    RabbitMQ with `qc-worker` as its own process, and memory per process slot at concurrency 1, 8, 16.
@@ -172,24 +172,30 @@ async def fill_bodies(url: str, queue: str, bodies: list[bytes]) -> None:
 
 
 def side_by_side(
-    title: str, labels: tuple[str, str], raw: Callable[[str], float], ours: Callable[[str], float]
+    title: str,
+    labels: tuple[str, str],
+    raw: Callable[[str], float],
+    ours: Callable[[str], float],
+    rounds: int = ROUNDS,
 ) -> None:
-    """Prints the medians of raw and ours over ROUNDS alternating rounds, after one throwaway raw warm-up.
+    """Prints the medians of raw and ours over `rounds` alternating rounds, after one throwaway raw warm-up.
 
     Each callable takes a fresh queue or subscription name and returns the seconds NOOP_MESSAGES took."""
     raw("warm-up")
     raw_runs, our_runs = [], []
-    for round_number in range(ROUNDS):
+    for round_number in range(rounds):
         raw_runs.append(raw(f"raw-{round_number}"))
         our_runs.append(ours(f"ours-{round_number}"))
     raw_seconds, our_seconds = statistics.median(raw_runs), statistics.median(our_runs)
-    print(f"\n## {title}; medians of {ROUNDS} alternating rounds after a warm-up)")
+    print(f"\n## {title}; medians of {rounds} alternating rounds after a warm-up)")
+    print(f"({bench_processes.priority_note()}; each round's ours / raw: ", end="")
+    print(", ".join(f"{r / o:.2f}" for r, o in zip(raw_runs, our_runs, strict=True)) + ")")
     print(f"{labels[0]:<32}{NOOP_MESSAGES / raw_seconds:7.0f} msg/s")
     ratio = raw_seconds / our_seconds
     print(f"{labels[1]:<32}{NOOP_MESSAGES / our_seconds:7.0f} msg/s   = {ratio:.2f} of raw")
 
 
-def bench_rabbitmq(broker: RabbitMQ) -> None:
+def bench_rabbitmq(broker: RabbitMQ, rounds: int) -> None:
     def raw(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
         return asyncio.run(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
@@ -200,7 +206,7 @@ def bench_rabbitmq(broker: RabbitMQ) -> None:
         return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
 
     title = f"No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64"
-    side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours)
+    side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours, rounds)
 
 
 def raw_pubsub(subscription: str, count: int) -> float:
@@ -222,7 +228,7 @@ def raw_pubsub(subscription: str, count: int) -> float:
     return elapsed
 
 
-def bench_pubsub(emulator: PubSubEmulator) -> None:
+def bench_pubsub(emulator: PubSubEmulator, rounds: int) -> None:
     os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
 
@@ -244,7 +250,7 @@ def bench_pubsub(emulator: PubSubEmulator) -> None:
         return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
 
     title = f"No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack"
-    side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours)
+    side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours, rounds)
 
 
 def bench_rss(broker: RabbitMQ) -> None:
@@ -288,9 +294,9 @@ def bench_against_celery(broker: RabbitMQ, parts: set[str], rounds: int) -> None
     ours = bench_processes.qc_worker_side(broker, fill)
     celery = bench_processes.celery_side(broker, bench_processes.ensure_celery())
     if "celery-cpu" in parts:
-        # Ours with its default prefetch (the window) and with one message beyond it, and Celery.
-        extra = bench_processes.qc_worker_side(broker, fill, prefetch_extra=1)
-        sides = [ours, extra, celery]
+        # Ours by default (one message prefetched beyond the window) and with the window alone; Celery.
+        window_only = bench_processes.qc_worker_side(broker, fill, prefetch_extra=0)
+        sides = [ours, window_only, celery]
         bench_processes.bench_throughput(sides, cpu_durations(random.Random(42)), CORES, rounds)
     if "celery-memory" in parts:
         bench_processes.bench_memory(
@@ -312,14 +318,19 @@ def main(argv: list[str] | None = None) -> int:
         bench_cpu()
     with tempfile.TemporaryDirectory() as directory:
         broker, emulator = RabbitMQ(Path(directory) / "rabbitmq"), PubSubEmulator(Path(directory) / "pubsub")
+        bench_processes.share_priority(os.getpid())  # a `nice` run: this session, the broker's, the sides'
         broker.start()
+        if broker.process is not None and broker.process.popen is not None:
+            bench_processes.share_priority(broker.process.popen.pid)
         if "pubsub" in parts:
             emulator.start()
+            if emulator.process is not None and emulator.process.popen is not None:
+                bench_processes.share_priority(emulator.process.popen.pid)
         try:
             if "rabbitmq" in parts:
-                bench_rabbitmq(broker)
+                bench_rabbitmq(broker, arguments.rounds)
             if "pubsub" in parts:
-                bench_pubsub(emulator)
+                bench_pubsub(emulator, arguments.rounds)
             if "rss" in parts:
                 bench_rss(broker)
             if parts & {"celery-cpu", "celery-memory"}:

@@ -33,14 +33,32 @@ def signed(attempts: int, queue: str = "q", body: bytes = BODY) -> dict[str, obj
         ("an unsigned count is ignored", {"x-qc-attempts": 99}, False, rules.Attempt(1, move_first=False)),
         ("signed for another queue", signed(4, queue="other"), False, rules.Attempt(1, move_first=False)),
         ("signed for another body", signed(4, body=b"other"), False, rules.Attempt(1, move_first=False)),
-        ("classic redelivery: moved first", signed(1), True, rules.Attempt(3, move_first=True)),
+        ("classic redelivery: moved first", signed(1), True, rules.Attempt(3, move_first=True, suspect=True)),
         (
             "quorum count added",
             {**signed(1), "x-delivery-count": 2},
             True,
-            rules.Attempt(4, move_first=False),
+            rules.Attempt(4, move_first=False, suspect=True),
         ),
-        ("quorum first return", {"x-delivery-count": 1}, True, rules.Attempt(2, move_first=False)),
+        (
+            "quorum first return",
+            {"x-delivery-count": 1},
+            True,
+            rules.Attempt(2, move_first=False, suspect=True),
+        ),
+        ("quorum, never returned", {"x-delivery-count": 0}, False, rules.Attempt(1, move_first=False)),
+        (
+            "a moved copy stays a suspect",
+            rules.attempt_headers(KEY, "q", BODY, 1, suspect=True),
+            False,
+            rules.Attempt(2, move_first=False, suspect=True),
+        ),
+        (
+            "a marked copy on a quorum queue",
+            {**rules.attempt_headers(KEY, "q", BODY, 1, suspect=True), "x-delivery-count": 0},
+            False,
+            rules.Attempt(2, move_first=False, suspect=True),
+        ),
     ],
 )
 def test_delivery_attempt(
@@ -52,6 +70,7 @@ def test_delivery_attempt(
 def test_a_copy_keeps_every_property_and_typed_header_and_drops_only_our_count_and_foreign_user_ids() -> None:
     when = datetime.datetime(2026, 1, 2, 3, 4, 5)
     headers = {"n": {"a": [1, b"\x00"]}, "t": when, "x-qc-attempts": 5, "x-delivery-count": 3}
+    headers["x-qc-after-crash"] = 1
     properties = {name: f"v-{name}" for name in rules.PROPERTIES} | {"priority": 4, "delivery_mode": 1}
     fields = rules.copy_fields(properties, headers, "worker", "someone-else", {"extra": 1})
     assert fields["headers"] == {"n": {"a": [1, bytearray(b"\x00")]}, "t": when, "extra": 1}

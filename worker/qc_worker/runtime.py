@@ -103,6 +103,8 @@ class Runtime:
         # beyond it, so a free slot starts at once; kept when a rate limit is lifted again.
         self._prefetch_extra = settings.rabbitmq_prefetch_extra
         self._prefetch = settings.rabbitmq_prefetch
+        # Checked once: an isinstance against a runtime Protocol costs tens of microseconds per message.
+        self._adjustable = source if isinstance(source, AdjustablePrefetch) else None
 
     # --- lifecycle ---
     def request_stop(self) -> None:
@@ -110,6 +112,7 @@ class Runtime:
             log.info("stop requested: no more pulls, draining %d messages in flight", len(self._held))
         self.started = False
         self._stopping.set()
+        self._slot_freed.set()  # wakes the pull loop if it waits for a slot
 
     @property
     def ready(self) -> bool:
@@ -188,9 +191,8 @@ class Runtime:
             free = window - len(self._held)
             if free < min(self._min_pull, window):
                 self._slot_freed.clear()
-                slot = asyncio.create_task(self._slot_freed.wait())
-                await asyncio.wait({slot, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                slot.cancel()
+                if not self._stopping.is_set():  # a stop sets `_slot_freed` too: no waiting task per message
+                    await self._slot_freed.wait()
                 continue
             try:
                 deliveries = await self.source.receive(free)
@@ -353,11 +355,11 @@ class Runtime:
     async def _window(self) -> int:
         """How many messages to hold now; a broker that pushes is told too, so the rest stay with it."""
         window = self.throttle.window(self.capacity)
-        if isinstance(self.source, AdjustablePrefetch):
+        if self._adjustable is not None:
             # Throttled, a message beyond the window would only wait for a token: none is prefetched then.
             extra = self._prefetch_extra if window >= self.capacity else 0
             wanted = rate_limit.prefetch_to_set(self._prefetch, window + extra)
-            if wanted is not None and await self.source.set_prefetch(wanted):
+            if wanted is not None and await self._adjustable.set_prefetch(wanted):
                 self._prefetch = wanted
         return window
 

@@ -56,10 +56,10 @@ class WorkerSettings:
     rabbitmq_client_key_file: str = ""
     rabbitmq_server_name: str = ""  # the name the broker's certificate carries ("": the URL's host)
     # Delivered beyond the window, so a freed slot starts at once instead of waiting out the ack's round
-    # trip; never started before a slot is free, handed back uncounted on a drain.
-    # Off by default: when a message kills the worker, each message prefetched beyond the window is
-    # redelivered with an attempt it never ran, so a healthy one could be dead-lettered as `crashed`.
-    rabbitmq_prefetch_extra: int = 0
+    # trip; never started before a slot is free, handed back uncounted on a drain. When a message kills
+    # the worker, one waiting here is redelivered counted as a suspect, but suspects then run alone
+    # (`sources.rabbitmq`), so a poison message never takes it to the dead letters.
+    rabbitmq_prefetch_extra: int = 1
 
     @property
     def rabbitmq_prefetch(self) -> int:
@@ -188,8 +188,8 @@ _FLAGS: tuple[tuple[str, str, str], ...] = (
     (
         "rabbitmq_prefetch_extra",
         worker_env.RABBITMQ_PREFETCH_EXTRA,
-        "messages prefetched beyond the concurrency so a free slot starts at once; if the worker itself "
-        "crashes, each of them counts one attempt it never ran (0: prefetch = the concurrency)",
+        "messages prefetched beyond the concurrency so a free slot starts at once (0: prefetch = the "
+        "concurrency, each freed slot waits for its ack's and the next delivery's round trip)",
     ),
     ("rabbitmq_ca_file", worker_env.RABBITMQ_CA_FILE, "amqps://: CA certificate (PEM) of the broker"),
     ("rabbitmq_client_cert_file", worker_env.RABBITMQ_CLIENT_CERT_FILE, "amqps://: client certificate (PEM)"),

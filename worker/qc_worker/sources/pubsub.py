@@ -165,7 +165,8 @@ class PubSubSource:
             message = Message(
                 data=pubsub_message.data,
                 message_id=message_id,
-                attributes=dict(pubsub_message.attributes),
+                # Most messages carry none: dict() of an empty protobuf map still walks the Mapping ABC.
+                attributes=dict(pubsub_message.attributes) if len(pubsub_message.attributes) else {},
                 delivery_attempt=received.delivery_attempt or receipts,
                 ordering_key=pubsub_message.ordering_key,
             )

@@ -10,7 +10,9 @@ when missing (direct, with a durable `<queue>.dead` queue bound so nothing is dr
 Retries, releases and dead letters are republished copies (`qc_worker.sources.rabbitmq_messages`: the
 body, properties and typed headers kept, the attempt count signed into the message), confirmed before the
 original is acked: a crash in between makes a duplicate, never a loss. A retry holds its delivery through
-its backoff, so the prefetch slot stays taken (`retry_holds_delivery`). RabbitMQ closes a channel whose
+its backoff, so the prefetch slot stays taken (`retry_holds_delivery`). A suspect (a message held when a
+worker died, `rabbitmq_messages`) runs alone: the consumer pauses, what was prefetched beside it goes
+back uncounted, and consuming resumes once it is settled. RabbitMQ closes a channel whose
 delivery stays unacked past `consumer_timeout` (30 min by default): keep task time limits below it.
 
 `amqps://` URLs verify the broker against the CA file given (else the system's) and show the client
@@ -26,11 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 import urllib.parse
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -42,6 +42,7 @@ from qc_worker import tracing
 from qc_worker.messages import Delivery, Message
 from qc_worker.sources import rabbitmq_messages as rules
 from qc_worker.sources.base import ReceiveFailed, dead_letter_reasons
+from qc_worker.sources.rabbitmq_tls import TlsFiles as TlsFiles  # the worker's CLI builds it from here
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +51,6 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 DEAD_LETTER_EXCHANGE_ARGUMENT = "x-dead-letter-exchange"
 DEAD_LETTER_ROUTING_KEY_ARGUMENT = "x-dead-letter-routing-key"
 DELIVERY_LIMIT_ARGUMENT = "x-delivery-limit"
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """PEM files for amqps:// ("": not given): the CA, the client certificate and key; the server name."""
-
-    ca_file: str = ""
-    client_cert_file: str = ""
-    client_key_file: str = ""
-    server_name: str = ""
-
-    def context(self) -> ssl.SSLContext:
-        return common_tls.client_context(
-            ca_file=self.ca_file or None,
-            cert_file=self.client_cert_file or None,
-            key_file=self.client_key_file or None,
-            server_name=self.server_name or None,
-        )
 
 
 async def _whole(settlement: Coroutine[Any, Any, None]) -> None:
@@ -121,9 +104,11 @@ class RabbitMQSource:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._moving: set[asyncio.Task[None]] = set()
+        self._suspects: dict[int, Delivery] = {}  # received as suspects, by id(), until settled
+        self._alone: Delivery | None = None  # the suspect running alone: consuming is paused meanwhile
 
     def holds_back(self) -> bool:
-        return False  # a retry keeps its message (and slot) here through its backoff
+        return self._alone is not None  # consuming is paused: an empty receive says nothing of the queue
 
     @property
     def connected(self) -> bool:
@@ -171,6 +156,9 @@ class RabbitMQSource:
             return False
         try:
             await self._channel.set_qos(prefetch_count=count)
+            if self._alone is not None:  # paused: the consumer comes back with `count` when it resumes
+                self._prefetch = count
+                return True
             if self._consumer_tag is not None:
                 await self._queue.cancel(self._consumer_tag)
                 self._consumer_tag = None
@@ -212,23 +200,57 @@ class RabbitMQSource:
         await dead_queue.bind(exchange, routing_key=self.queue_name)
 
     async def receive(self, max_messages: int) -> list[Delivery]:
+        if self._alone is not None and self._alone.settled:
+            await self._resume()
         deadline = time.monotonic() + RECEIVE_WAIT_SECONDS
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                first = await asyncio.wait_for(self._inbox.get(), max(0.0, remaining))
-            except TimeoutError:
-                # Nothing came: an empty queue only if the connection was up (the operator reads [] as
-                # empty); while aio-pika's robust connection reconnects, this is a failed receive.
-                if not self.connected:
-                    raise ReceiveFailed("the connection to RabbitMQ is down, reconnecting") from None
-                return []
+            if self._inbox.empty():
+                remaining = deadline - time.monotonic()
+                try:
+                    async with asyncio.timeout(max(0.0, remaining)):  # not wait_for: no task per receive
+                        first = await self._inbox.get()
+                except TimeoutError:
+                    # Nothing came: an empty queue only if the connection was up (the operator reads [] as
+                    # empty); while aio-pika's robust connection reconnects, this is a failed receive.
+                    if not self.connected:
+                        raise ReceiveFailed("the connection to RabbitMQ is down, reconnecting") from None
+                    return []
+            else:  # already delivered (prefetched beyond the window): no waiting task, no extra loop turn
+                first = self._inbox.get_nowait()
             batch = [first]
             while len(batch) < max_messages and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             deliveries = [d for d in map(self._delivery, batch) if d is not None]
+            suspect = next((d for d in deliveries if id(d) in self._suspects), None)
+            if suspect is not None and self._alone is None:
+                return await self._run_alone(suspect, [d for d in deliveries if d is not suspect])
             if deliveries:
                 return deliveries
+
+    async def _run_alone(self, suspect: Delivery, others: list[Delivery]) -> list[Delivery]:
+        """Pause consuming and hand back, uncounted, everything delivered beside `suspect`; then only
+        `suspect` starts. If it kills the worker again, nothing that merely waited is counted with it."""
+        assert self._queue is not None
+        self._alone = suspect
+        if self._consumer_tag is not None:  # aiormq hands over every delivery before the cancel-ok
+            with contextlib.suppress(Exception):  # the channel died: the broker requeued them already
+                await self._queue.cancel(self._consumer_tag)
+            self._consumer_tag = None
+        while not self._inbox.empty():
+            delivery = self._delivery(self._inbox.get_nowait())
+            if delivery is not None:
+                others.append(delivery)
+        for delivery in others:
+            await self.release(delivery)
+        return [suspect]
+
+    async def _resume(self) -> None:
+        assert self._queue is not None
+        try:
+            self._consumer_tag = await self._queue.consume(self._inbox.put, no_ack=False)
+        except Exception as error:  # the connection is down: asked again on the next receive
+            raise ReceiveFailed(f"could not resume consuming: {error}") from error
+        self._alone = None
 
     def _delivery(self, incoming: AbstractIncomingMessage) -> Delivery | None:
         if _channel_gone(incoming):
@@ -244,6 +266,8 @@ class RabbitMQSource:
             delivery_attempt=attempt.number,
         )
         delivery = Delivery(message, handle=incoming)
+        if attempt.suspect and not attempt.move_first:  # a moved one comes back as a marked copy
+            self._suspects[id(delivery)] = delivery
         if attempt.move_first:
             # It may have killed its process or the worker: count that attempt in the message before it
             # runs again, so a message that crashes every time reaches its dead letter.
@@ -255,11 +279,12 @@ class RabbitMQSource:
 
     async def _republish_settled(self, delivery: Delivery, attempts: int) -> None:
         try:
-            await self._requeue(delivery, attempts)
+            await self._requeue(delivery, attempts, suspect=True)
         except Exception as error:  # the broker keeps the original: it comes back
             log.warning("could not count a redelivery into the message: %s", error)
 
     async def ack(self, delivery: Delivery) -> bool:
+        self._suspects.pop(id(delivery), None)
         try:
             await delivery.handle.ack()
         except Exception as error:  # the channel died: the broker has already requeued the message
@@ -284,9 +309,9 @@ class RabbitMQSource:
         )
         await exchange.publish(message, routing_key=routing_key)  # returns once the broker confirmed
 
-    async def _requeue(self, delivery: Delivery, attempts: int) -> None:
-        """Put a copy that has had `attempts` attempts at the queue's tail, then ack the original."""
-        headers = rules.attempt_headers(self._key, self.queue_name, delivery.message.data, attempts)
+    async def _requeue(self, delivery: Delivery, attempts: int, suspect: bool = False) -> None:
+        """A copy that has had `attempts` attempts (marked if a `suspect`) at the tail; the original acked."""
+        headers = rules.attempt_headers(self._key, self.queue_name, delivery.message.data, attempts, suspect)
         await _whole(self._publish_then_ack("", self.queue_name, delivery, headers))
 
     async def _publish_then_ack(
@@ -296,13 +321,15 @@ class RabbitMQSource:
         await self.ack(delivery)
 
     async def retry(self, delivery: Delivery, delay_seconds: float) -> None:
+        self._suspects.pop(id(delivery), None)  # its attempt ended with a result: it did not kill the worker
         await asyncio.sleep(delay_seconds)  # the backoff; bounded by --retry-backoff-max-seconds
         await self._requeue(delivery, delivery.message.delivery_attempt)
 
     async def release(self, delivery: Delivery) -> None:
         """Back with its count unchanged: a nack would mark it redelivered, which counts as an attempt."""
+        suspect = self._suspects.pop(id(delivery), None) is not None
         try:
-            await self._requeue(delivery, delivery.message.delivery_attempt - 1)
+            await self._requeue(delivery, delivery.message.delivery_attempt - 1, suspect)
         except Exception:
             with contextlib.suppress(Exception):  # a dead channel has requeued it already
                 await delivery.handle.nack(requeue=True)
@@ -312,6 +339,7 @@ class RabbitMQSource:
         routing_key = self.queue_name if self._default_dead_letter else incoming.routing_key or ""
         if self._dead_letter_key is not None:
             routing_key = str(self._dead_letter_key)
+        self._suspects.pop(id(delivery), None)
         reasons = dead_letter_reasons(delivery, self.name, reason, detail, limit_bytes=None)
         await _whole(self._publish_then_ack(self.dead_letter_exchange, routing_key, delivery, reasons))
 

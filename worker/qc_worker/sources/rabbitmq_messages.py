@@ -7,6 +7,12 @@ publisher set itself is ignored rather than skipping retries. On top of it comes
 a quorum queue's `x-delivery-count`; a classic queue only says `redelivered`, so the source moves that
 count into the message (republishes with one more attempt) before such a delivery runs.
 
+Such a message is a *suspect*: it was held when a worker died, started or only prefetched beyond the
+window. Its copies carry `x-qc-after-crash` (a quorum queue's own count says the same) until one of its
+attempts ends with a result, and the source runs a suspect alone (`RabbitMQSource`): nothing unstarted
+is held beside it, so if it kills the worker again only what was running is counted, never a message
+that merely waited behind it.
+
 A republished copy keeps the body, every property and the headers typed as they arrived (nested tables,
 bytes, ints, timestamps); only our own headers change. `user_id` is kept only when it names the
 connection's user, because RabbitMQ refuses a publish whose user_id is anyone else.
@@ -22,8 +28,9 @@ from typing import Any
 
 ATTEMPTS_HEADER = "x-qc-attempts"  # attempts made before this copy was published
 SIGNATURE_HEADER = "x-qc-attempts-signature"
+AFTER_CRASH_HEADER = "x-qc-after-crash"  # a copy of a message held when a worker died (a suspect)
 DELIVERY_COUNT_HEADER = "x-delivery-count"  # quorum queues: returns so far (crashes, nacks)
-OUR_HEADERS = (ATTEMPTS_HEADER, SIGNATURE_HEADER)
+OUR_HEADERS = (ATTEMPTS_HEADER, SIGNATURE_HEADER, AFTER_CRASH_HEADER)
 PROPERTIES = (
     "content_type",
     "content_encoding",
@@ -71,18 +78,20 @@ def attempts_before(headers: Mapping[str, Any], key: bytes, queue: str, body: by
 class Attempt:
     number: int  # this delivery's attempt, from 1
     move_first: bool  # a classic redelivery: republish with the count before running it
+    suspect: bool = False  # held when a worker died (see the module's docstring): it runs alone
 
 
 def delivery_attempt(
     headers: Mapping[str, Any], redelivered: bool, key: bytes, queue: str, body: bytes
 ) -> Attempt:
     before = attempts_before(headers, key, queue, body)
+    marked = AFTER_CRASH_HEADER in headers
     count = headers.get(DELIVERY_COUNT_HEADER)
     if isinstance(count, int) and not isinstance(count, bool):
-        return Attempt(before + count + 1, move_first=False)
+        return Attempt(before + count + 1, move_first=False, suspect=marked or count > 0)
     if redelivered:  # the previous delivery ended without a settlement: a crash or a lost connection
-        return Attempt(before + 2, move_first=True)
-    return Attempt(before + 1, move_first=False)
+        return Attempt(before + 2, move_first=True, suspect=True)
+    return Attempt(before + 1, move_first=False, suspect=marked)
 
 
 def publishable(value: Any) -> Any:
@@ -118,5 +127,10 @@ def copy_fields(
     return fields
 
 
-def attempt_headers(key: bytes, queue: str, body: bytes, attempts: int) -> dict[str, Any]:
-    return {ATTEMPTS_HEADER: attempts, SIGNATURE_HEADER: sign(key, queue, body, attempts)}
+def attempt_headers(
+    key: bytes, queue: str, body: bytes, attempts: int, suspect: bool = False
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {ATTEMPTS_HEADER: attempts, SIGNATURE_HEADER: sign(key, queue, body, attempts)}
+    if suspect:
+        headers[AFTER_CRASH_HEADER] = 1
+    return headers
