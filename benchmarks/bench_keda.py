@@ -42,6 +42,7 @@ from devstack.node import Node
 from devstack.services import RabbitMQ
 from qc_common import api, worker_env
 from qc_operator.simulator import traces
+from qc_worker import settings as worker_settings
 
 OUT = binaries.REPO_ROOT / "out" / "bench-keda"
 NETNS_NAME = "qc-bench-keda"
@@ -270,7 +271,10 @@ class Bench:
         missing = len(published) - len(wait)
         if missing:
             print(f"  {side}: {missing} messages not processed before the timeout", flush=True)
-        throughput = keda_report.throughput_per_replica(published, done, samples, self.settings.concurrency)
+        window = (
+            self.settings.concurrency + worker_settings.WorkerSettings.rabbitmq_prefetch_extra
+        )  # the default
+        throughput = keda_report.throughput_per_replica(published, done, samples, window)
         return keda_report.measured_row(side, wait, last, samples, throughput)
 
     def close(self) -> None:

@@ -104,16 +104,17 @@ def throughput_per_replica(
     published: Mapping[str, float],
     done: Mapping[str, float],
     samples: Sequence[Sample],
-    slots_per_replica: int,
+    window_per_replica: int,
 ) -> float | None:
     """Messages/s one ready replica completed while the fleet had work for every slot, from the messages.
 
     A sampling interval counts when, at both ends, more messages were published and not yet done (known
-    exactly from the ids and the ledger) than the ready replicas (unchanged over it) have slots: each worker
-    then holds a full window (its prefetch is its concurrency), so none waits for the broker. Its
-    completions over its ready replica-seconds are the node's real capacity, which the nominal slots /
-    work_seconds overstates on a loaded node (the broker round trip, the ledger's POST and the pods' CPU
-    share all count). None: no such interval (the fleet never fell behind)."""
+    exactly from the ids and the ledger) than the ready replicas (unchanged over it) hold in their windows
+    (each worker's prefetch: its concurrency plus what it prefetches beyond): every worker then has its
+    window full, so none waits for the broker. Its completions over its ready replica-seconds are the
+    node's real capacity, which the nominal slots / work_seconds overstates on a loaded node (the broker
+    round trip, the ledger's POST and the pods' CPU share all count). None: no such interval (the fleet
+    never fell behind)."""
     if not published or not done:
         return None
     first = min(published.values())
@@ -125,8 +126,8 @@ def throughput_per_replica(
 
     completions, ready_seconds = 0, 0.0
     for a, b in itertools.pairwise(samples):
-        slots = a.ready * slots_per_replica
-        if a.ready == 0 or b.ready != a.ready or min(outstanding(a.seconds), outstanding(b.seconds)) <= slots:
+        held = a.ready * window_per_replica
+        if a.ready == 0 or b.ready != a.ready or min(outstanding(a.seconds), outstanding(b.seconds)) <= held:
             continue
         completions += int(np.searchsorted(finished, b.seconds) - np.searchsorted(finished, a.seconds))
         ready_seconds += a.ready * (b.seconds - a.seconds)

@@ -81,16 +81,16 @@ def test_throughput_per_replica_counts_only_the_intervals_every_slot_had_work() 
     published = {f"m{i}": 100.0 for i in range(10)}
     done = {f"m{i}": 100.5 + i for i in range(10)}
     one = [Sample(float(t), 1, 1) for t in range(11)]
-    # One ready replica of 2 slots: outstanding (10 - t at whole seconds) is above 2 at both ends of the
+    # One ready replica, window 2: outstanding (10 - t at whole seconds) is above 2 at both ends of the
     # intervals starting at 0..6 s, which hold 7 completions in 7 replica-seconds.
-    assert keda_report.throughput_per_replica(published, done, one, slots_per_replica=2) == 1.0
+    assert keda_report.throughput_per_replica(published, done, one, window_per_replica=2) == 1.0
     # Two ready replicas: above 4 at both ends for the intervals at 0..4 s: 5 completions in 10.
     two = [Sample(float(t), 2, 2) for t in range(11)]
-    assert keda_report.throughput_per_replica(published, done, two, slots_per_replica=2) == 0.5
+    assert keda_report.throughput_per_replica(published, done, two, window_per_replica=2) == 0.5
     # A replica becoming ready within an interval, or none ready: not counted.
     waking = [Sample(0.0, 1, 0), Sample(1.0, 1, 1), Sample(2.0, 1, 1)]
-    assert keda_report.throughput_per_replica(published, done, waking, slots_per_replica=2) == 1.0
-    never_behind = keda_report.throughput_per_replica({"a": 100.0}, {"a": 100.5}, one, slots_per_replica=2)
+    assert keda_report.throughput_per_replica(published, done, waking, window_per_replica=2) == 1.0
+    never_behind = keda_report.throughput_per_replica({"a": 100.0}, {"a": 100.5}, one, window_per_replica=2)
     assert never_behind is None
 
 
