@@ -52,7 +52,7 @@ bench-operator: bootstrap ## 500 QueueConsumers: operator CPU, RSS, API writes, 
 bench-simulator: bootstrap ## the checked-in traces through our scaler and KEDA + HPA defaults
 	$(PY) -m benchmarks.bench_simulator
 
-bench-keda: bootstrap ## ours beside the real KEDA + HPA on real pods, same messages; the simulator beside (~20 min)
+bench-keda: bootstrap ## ours beside the real KEDA + HPA on real pods, same messages; the simulator beside (~45 min)
 	$(PY) -m devstack.keda
 	$(PY) -m benchmarks.bench_keda $(BENCH_KEDA_ARGS)
 

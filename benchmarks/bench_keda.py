@@ -42,7 +42,7 @@ from devstack.node import Node
 from devstack.services import RabbitMQ
 from qc_common import api, worker_env
 from qc_operator.simulator import traces
-from qc_operator.simulator.model import Scenario
+from qc_worker import settings as worker_settings
 
 OUT = binaries.REPO_ROOT / "out" / "bench-keda"
 NETNS_NAME = "qc-bench-keda"
@@ -65,10 +65,11 @@ class Settings:
     max_replicas: int = 5
     messages_per_replica: int = 100  # KEDA's `value` (the HPA's AverageValue)
     burst_messages: int = 800
-    trace: str = "step-burst-2h"
+    trace: str = "step-burst-2h"  # `--runs trace`
+    spikes_trace: str = "periodic-spikes-2h"  # `--runs spikes`: a 3 s spike every 60 s over a trickle
     trace_speedup: float = 10.0  # seconds of the trace per second of the replay
     trace_peak_rate: float = 20.0  # messages/s at the trace's peak, scaled to the node's 2 cores
-    run_timeout_seconds: float = 900.0
+    drain_timeout_seconds: float = 600.0  # after the last publish: KEDA's defaults take ~360 s back to zero
 
     @property
     def throughput_per_replica(self) -> float:
@@ -196,8 +197,10 @@ class Bench:
         }
         return {side.name: by_name.get(f"{side.name}-worker", (0, 0)) for side in SIDES}
 
-    def run(self, label: str, arrivals: traces.Arrivals) -> list[keda_report.Row]:
-        """Publish `arrivals` (messages per second), sample until every side is drained and back to zero."""
+    def run(self, label: str, arrivals: traces.Arrivals) -> tuple[list[keda_report.Row], dict[str, Any]]:
+        """Publish `arrivals` (messages per second), sample until every side is drained and back to zero;
+        the rows, and the raw data they come from (publish and completion stamps, samples)."""
+        self._wait_until_idle()
         self.ledger.reset()
         published: dict[str, float] = {}
         samples: dict[str, list[Sample]] = {side.name: [] for side in SIDES}
@@ -219,7 +222,7 @@ class Bench:
             )
         )
         print(f"{label}: published {len(published)} messages in {time.time() - started:.0f} s", flush=True)
-        while time.time() - started < self.settings.run_timeout_seconds:
+        while time.time() - started < len(arrivals) + self.settings.drain_timeout_seconds:
             latest = {name: s[-1] for name, s in samples.items() if s}
             done = all(len(self.ledger.done[side.name]) >= len(published) for side in SIDES)
             if done and all(s.replicas == 0 for s in latest.values()):
@@ -231,7 +234,30 @@ class Bench:
             print(f"  {time.time() - started:4.0f} s: {counts}", flush=True)
         stop.set()
         thread.join()
-        return [self._row(side.name, published, samples[side.name], started) for side in SIDES]
+        rows = [self._row(side.name, published, samples[side.name], started) for side in SIDES]
+        raw = {
+            "started": started,
+            "published": published,
+            "done": {side.name: dict(self.ledger.done[side.name]) for side in SIDES},
+            "samples": {name: [s.__dict__ for s in side_samples] for name, side_samples in samples.items()},
+        }
+        return rows, raw
+
+    def _wait_until_idle(self, timeout_seconds: float = 600.0) -> None:
+        """No worker pod left and no consumer on any queue: a pod the previous run scaled away may still
+        drain and consume for its grace period (the kubelet of a loaded node is late too), and would take
+        the next run's first messages with no replica counted."""
+
+        def idle() -> bool:
+            pods = self.core.list_namespaced_pod(NAMESPACE).items
+            queues = [self.rabbitmq.api("GET", f"/api/queues/%2F/{side.name}") for side in SIDES]
+            return not pods and all(q.get("consumers", 1) == 0 for q in queues)
+
+        deadline = time.monotonic() + timeout_seconds
+        while not idle():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker pods or consumers still there after {timeout_seconds:.0f} s")
+            time.sleep(5)
 
     def _row(
         self, side: str, published: dict[str, float], samples: list[Sample], started: float
@@ -245,7 +271,11 @@ class Bench:
         missing = len(published) - len(wait)
         if missing:
             print(f"  {side}: {missing} messages not processed before the timeout", flush=True)
-        return keda_report.measured_row(side, wait, last, samples)
+        window = (
+            self.settings.concurrency + worker_settings.WorkerSettings.rabbitmq_prefetch_extra
+        )  # the default
+        throughput = keda_report.throughput_per_replica(published, done, samples, window)
+        return keda_report.measured_row(side, wait, last, samples, throughput)
 
     def close(self) -> None:
         self.ledger.server.shutdown()
@@ -277,18 +307,9 @@ def keda_deployment(ours: Any, side: str, ledger: keda_traffic.Ledger) -> dict[s
 def scenario_rows(
     settings: Settings, arrivals: traces.Arrivals, measured: list[keda_report.Row]
 ) -> list[keda_report.Row]:
-    """The simulator's rows for the same arrivals, with the pod start-up the run measured."""
-    # Pod start-up as measured on this node: the first replica asked for -> ready.
-    startup = [
-        r.first_ready_seconds - r.first_scale_seconds
-        for r in measured
-        if r.first_ready_seconds is not None and r.first_scale_seconds is not None
-    ]
-    scenario = Scenario(
-        throughput_per_replica=settings.throughput_per_replica,
-        startup_seconds=float(np.median(startup)) if startup else 20.0,
-        metric_lag_seconds=RABBITMQ_METRIC_LAG_SECONDS,
-        max_replicas=settings.max_replicas,
+    """The simulator's rows for the same arrivals and sides, fed what the run measured."""
+    scenario = keda_report.measured_scenario(
+        measured, settings.throughput_per_replica, RABBITMQ_METRIC_LAG_SECONDS, settings.max_replicas
     )
     return [
         keda_report.simulated_row(side, arrivals, scenario, settings.messages_per_replica) for side in SIDES
@@ -297,8 +318,15 @@ def scenario_rows(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-keda", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="burst,trace", help="comma-separated: burst, trace")
+    parser.add_argument(
+        "--runs",
+        default="burst,burst,trace",
+        help="comma-separated: burst, trace (repeat one to run it again)",
+    )
     args = parser.parse_args(argv)
+    kinds = args.runs.split(",")
+    if unknown := set(kinds) - {"burst", "trace", "spikes"}:
+        parser.error(f"--runs: unknown {', '.join(sorted(unknown))} (burst, trace, spikes)")
     settings = Settings()
     workdir = OUT / "run"
     shutil.rmtree(workdir, ignore_errors=True)
@@ -324,18 +352,21 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(kube, services[2], settings)
         e2e.wait_for_operator(bench.core)
         bench.set_up()
+        traces_dir = Path(__file__).parent / "traces"
         runs = {
             "burst": np.array([float(settings.burst_messages)]),
-            "trace": keda_traffic.compressed_trace(
-                Path(__file__).parent / "traces" / f"{settings.trace}.csv",
-                settings.trace_speedup,
-                settings.trace_peak_rate,
-            ),
+            **{
+                kind: keda_traffic.compressed_trace(
+                    traces_dir / f"{name}.csv", settings.trace_speedup, settings.trace_peak_rate
+                )
+                for kind, name in (("trace", settings.trace), ("spikes", settings.spikes_trace))
+            },
         }
         report = []
-        for label in args.runs.split(","):
-            arrivals = runs[label]
-            measured = bench.run(label, arrivals)
+        for index, kind in enumerate(kinds, 1):
+            arrivals = runs[kind]
+            label = f"{kind}-{kinds[:index].count(kind)}"  # burst-1, burst-2, trace-1: ids stay unique
+            measured, raw = bench.run(label, arrivals)
             rows = measured + scenario_rows(settings, arrivals, measured)
             title = f"## {label}: {int(arrivals.sum())} messages over {len(arrivals)} s"
             text = f"{title}\n{keda_report.table(rows)}"
@@ -343,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             report.append(text)
             (OUT / "results.md").write_text("\n\n".join(report) + "\n")
             (OUT / f"{label}.json").write_text(json.dumps([r.__dict__ for r in rows], indent=1))
+            (OUT / f"{label}-raw.json").write_text(json.dumps({"arrivals": arrivals.tolist(), **raw}))
     finally:
         if bench is not None:
             bench.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +56,9 @@ class Row:
     first_ready_seconds: float | None  # first message -> first ready replica
     drained_seconds: float | None  # first message -> last message done
     back_to_zero_seconds: float | None  # first message -> no replica left, after the drain
+    # Messages/s per ready replica: measured while every slot had work (`throughput_per_replica`), or the
+    # simulator's input.
+    throughput_per_replica: float | None = None
 
 
 def moves(replicas: Sequence[float] | Series) -> tuple[int, int]:
@@ -66,7 +69,13 @@ def moves(replicas: Sequence[float] | Series) -> tuple[int, int]:
     return len(signs), reversals
 
 
-def measured_row(side: str, wait_seconds: Sequence[float], done_seconds: float, samples: list[Sample]) -> Row:
+def measured_row(
+    side: str,
+    wait_seconds: Sequence[float],
+    done_seconds: float,
+    samples: list[Sample],
+    throughput: float | None = None,
+) -> Row:
     """`wait_seconds`: publish -> start of processing per message; `done_seconds`: the last completion."""
     waits_ = np.asarray(wait_seconds, dtype=np.float64) if wait_seconds else np.zeros(1)
     replica_seconds = sum(a.replicas * (b.seconds - a.seconds) for a, b in itertools.pairwise(samples))
@@ -87,6 +96,61 @@ def measured_row(side: str, wait_seconds: Sequence[float], done_seconds: float, 
         first_ready,
         done_seconds,
         zero,
+        throughput,
+    )
+
+
+def throughput_per_replica(
+    published: Mapping[str, float],
+    done: Mapping[str, float],
+    samples: Sequence[Sample],
+    window_per_replica: int,
+) -> float | None:
+    """Messages/s one ready replica completed while the fleet had work for every slot, from the messages.
+
+    A sampling interval counts when, at both ends, more messages were published and not yet done (known
+    exactly from the ids and the ledger) than the ready replicas (unchanged over it) hold in their windows
+    (each worker's prefetch: its concurrency plus what it prefetches beyond): every worker then has its
+    window full, so none waits for the broker. Its completions over its ready replica-seconds are the
+    node's real capacity, which the nominal slots / work_seconds overstates on a loaded node (the broker
+    round trip, the ledger's POST and the pods' CPU share all count). None: no such interval (the fleet
+    never fell behind)."""
+    if not published or not done:
+        return None
+    first = min(published.values())
+    sent = np.sort(np.asarray(list(published.values()), dtype=np.float64) - first)
+    finished = np.sort(np.asarray(list(done.values()), dtype=np.float64) - first)
+
+    def outstanding(seconds: float) -> int:
+        return int(np.searchsorted(sent, seconds, "right") - np.searchsorted(finished, seconds, "right"))
+
+    completions, ready_seconds = 0, 0.0
+    for a, b in itertools.pairwise(samples):
+        held = a.ready * window_per_replica
+        if a.ready == 0 or b.ready != a.ready or min(outstanding(a.seconds), outstanding(b.seconds)) <= held:
+            continue
+        completions += int(np.searchsorted(finished, b.seconds) - np.searchsorted(finished, a.seconds))
+        ready_seconds += a.ready * (b.seconds - a.seconds)
+    return completions / ready_seconds if ready_seconds else None
+
+
+def measured_scenario(
+    measured: Sequence[Row], nominal_throughput: float, metric_lag_seconds: int, max_replicas: int
+) -> Scenario:
+    """The simulator's Scenario from a run: the pod start-up (the median over the sides of first replica
+    asked -> ready) and the per-replica throughput (the same pods on every side: the median of the sides';
+    the nominal one if no side fell behind)."""
+    startup = [
+        r.first_ready_seconds - r.first_scale_seconds
+        for r in measured
+        if r.first_ready_seconds is not None and r.first_scale_seconds is not None
+    ]
+    throughputs = [r.throughput_per_replica for r in measured if r.throughput_per_replica is not None]
+    return Scenario(
+        throughput_per_replica=float(np.median(throughputs)) if throughputs else nominal_throughput,
+        startup_seconds=float(np.median(startup)) if startup else 20.0,
+        metric_lag_seconds=metric_lag_seconds,
+        max_replicas=max_replicas,
     )
 
 
@@ -105,10 +169,10 @@ def scaler_for(side: SideSettings, max_replicas: int, messages_per_replica: floa
 
 def simulated_row(side: SideSettings, arrivals: Series, scenario: Scenario, value: float) -> Row:
     run = simulate(arrivals, scenario, scaler_for(side, scenario.max_replicas, value))
-    return _row_of(side.name, run)
+    return _row_of(side.name, run, scenario.throughput_per_replica)
 
 
-def _row_of(side: str, run: Run) -> Row:
+def _row_of(side: str, run: Run, throughput: float) -> Row:
     wait = waits(run)
     events, reversals = moves(run.replicas)
     first = int(np.nonzero(run.arrivals)[0][0]) if np.any(run.arrivals) else 0  # times from the first message
@@ -132,6 +196,7 @@ def _row_of(side: str, run: Run) -> Row:
         float(ready[0] - first) if len(ready) else None,
         drained,
         zero,
+        throughput,
     )
 
 
@@ -149,6 +214,7 @@ def table(rows: list[Row]) -> str:
         "1st ready s",
         "drained s",
         "zero s",
+        "msg/s/replica",
     )
 
     def at(value: float | None) -> str:
@@ -168,6 +234,7 @@ def table(rows: list[Row]) -> str:
             at(r.first_ready_seconds),
             at(r.drained_seconds),
             at(r.back_to_zero_seconds),
+            "-" if r.throughput_per_replica is None else f"{r.throughput_per_replica:.2f}",
         )
         for r in rows
     ]

@@ -7,6 +7,13 @@ scales from KEDA's external metric through the aggregation layer the apiserver a
 (devstack/kube.py `_aggregation_flags`). The walls met on the way are in shared/ENVIRONMENT.md ("Real
 KEDA"): the APIService reaches the loopback adapter through an ExternalName Service (Endpoints may not name
 127.0.0.1), and one CA signs the certificate both KEDA processes serve and authenticate with.
+
+KEDA runs with its own RBAC, not as admin: the ServiceAccount, ClusterRoles, Roles and bindings of its
+`config/` (service_account, rbac, metrics-server), applied from the module cache as a user installing KEDA
+would, and both processes use a kubeconfig of that ServiceAccount (its token). The installer's part (CRDs,
+the APIService, the Service) is applied as admin. KEDA's binding of its external-metrics reader to the
+HPA controller's ServiceAccount is applied too but inert here: kube-controller-manager runs on its own
+credentials (`--use-service-account-credentials=false`, devstack/kube.py).
 """
 
 from __future__ import annotations
@@ -36,6 +43,16 @@ EXTERNAL_METRICS_GROUP, EXTERNAL_METRICS_VERSION = "external.metrics.k8s.io", "v
 OPERATOR = binaries.GoTool("operator", f"{MODULE}/cmd/operator", MODULE, KEDA_DIR)
 ADAPTER = binaries.GoTool("adapter", f"{MODULE}/cmd/adapter", MODULE, KEDA_DIR)
 START_TIMEOUT_SECONDS = 120.0
+SERVICE_ACCOUNT = "keda-operator"  # both KEDA processes run as it (config/metrics-server/deployment.yaml)
+# KEDA's own manifests for its identity and permissions, under its module's config/.
+RBAC_MANIFESTS = (
+    "service_account/service_account.yaml",
+    "rbac/role.yaml",
+    "rbac/role_binding.yaml",
+    "rbac/aggregate_cluster_roles.yaml",
+    "metrics-server/role.yaml",
+    "metrics-server/role_binding.yaml",
+)
 
 
 def ensure_built() -> dict[str, Path]:
@@ -105,7 +122,8 @@ class Keda:
         make_certificates(certs)
         self._apply_crds()
         self._create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        kubeconfig = str(self.kube.admin_kubeconfig)
+        self._apply_rbac()
+        kubeconfig = str(self.kube.service_account_kubeconfig(NAMESPACE, SERVICE_ACCOUNT))
         env = {
             "KUBECONFIG": kubeconfig,
             "WATCH_NAMESPACE": "",
@@ -161,9 +179,16 @@ class Keda:
 
     def _create(self, body: dict[str, Any]) -> None:
         kind, name = body["kind"], body["metadata"]["name"]
+        namespace = body["metadata"].get("namespace", NAMESPACE)
+        rbac = "/apis/rbac.authorization.k8s.io/v1"
         paths = {
             "Namespace": "/api/v1/namespaces",
-            "Service": f"/api/v1/namespaces/{NAMESPACE}/services",
+            "Service": f"/api/v1/namespaces/{namespace}/services",
+            "ServiceAccount": f"/api/v1/namespaces/{namespace}/serviceaccounts",
+            "Role": f"{rbac}/namespaces/{namespace}/roles",
+            "RoleBinding": f"{rbac}/namespaces/{namespace}/rolebindings",
+            "ClusterRole": f"{rbac}/clusterroles",
+            "ClusterRoleBinding": f"{rbac}/clusterrolebindings",
             "APIService": "/apis/apiregistration.k8s.io/v1/apiservices",
             "CustomResourceDefinition": "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         }
@@ -176,6 +201,13 @@ class Keda:
     def _apply_crds(self) -> None:
         for path in sorted((module_dir() / "config/crd/bases").glob("*.yaml")):
             self._create(yaml.safe_load(path.read_text()))
+
+    def _apply_rbac(self) -> None:
+        """KEDA's ServiceAccount and its (Cluster)Roles and bindings, as its config/ ships them."""
+        for manifest in RBAC_MANIFESTS:
+            for body in yaml.safe_load_all((module_dir() / "config" / manifest).read_text()):
+                if body:
+                    self._create(body)
 
     def _register_api(self, adapter_port: int, ca_bundle: bytes) -> None:
         """The ExternalName Service to loopback and the APIService the HPA controller reads through."""

@@ -19,6 +19,12 @@ class SourceError(Exception):
     """The backlog could not be read; the message says why (credentials never included)."""
 
 
+class CountsPending(SourceError):
+    """The source answers but has not counted the queue yet: RabbitMQ's management API lists a new queue
+    without its message counts until the queue's first statistics refresh (~5 s). Unknown, not failed,
+    for a while (`plan.COUNTS_PENDING_GRACE_SECONDS`)."""
+
+
 class DeploymentMissing(Exception):
     """The worker Deployment is not there even after the operator tried to create it."""
 

@@ -23,6 +23,11 @@ from qc_operator.status import (
 )
 from qc_operator.workers import WorkerStats
 
+# RabbitMQ refreshes a queue's statistics every 5 s by default (collect_statistics_interval): a new queue
+# still without counts after six refreshes is not new; its statistics are off (the management agent's
+# metrics collector disabled) or the broker is struggling, which is a source failure, with the fallback.
+COUNTS_PENDING_GRACE_SECONDS = 30.0
+
 
 @dataclass(frozen=True)
 class Event:
@@ -45,6 +50,8 @@ class Observed:
     known_deletion_costs: Mapping[str, int | None] = field(default_factory=dict)  # pod -> its annotation
     pods_present: int = 0  # the worker pods that exist, terminating ones included
     rate_share_text: str | None = None  # the share the rate-limit ConfigMap holds; None: no ConfigMap
+    # How long the source has answered without counts for the queue (errors.CountsPending); None: not so.
+    counts_pending_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,17 @@ def pause_override(annotations: Mapping[str, str], current: int, max_replicas: i
     if annotations.get(api.PAUSED_ANNOTATION, "").lower() == "true":
         return current, f"paused by {api.PAUSED_ANNOTATION}: holding {current} replicas"
     return None, ""
+
+
+def counts_pending(observed: Observed) -> tuple[bool, str]:
+    """(still within the grace, the source error to report) for a source that answers without counts."""
+    pending = observed.counts_pending_seconds
+    if pending is None:
+        return False, observed.source_error
+    if pending < COUNTS_PENDING_GRACE_SECONDS:
+        return True, observed.source_error
+    grace = COUNTS_PENDING_GRACE_SECONDS
+    return False, f"{observed.source_error} after {grace:g} s (are the broker's statistics off?)"
 
 
 def downstream_failing(spec: QueueConsumerSpec, workers: WorkerStats) -> str:
@@ -149,6 +167,10 @@ def plan(
     """Decide, apply the pause, and shape the status and Events; `state` is what the last tick left."""
     current = observed.replicas
     reading, stats = observed.reading, observed.workers
+    pending, source_error = counts_pending(observed)
+    # A fleet at zero whose new queue has no counts yet is not woken: the fallback's "at least one replica"
+    # is for a source that fails, and a queue not counted yet has told nothing (KEDA reads it as empty).
+    waiting = pending and current == 0
     decision = scaling.decide(
         spec.policy,
         scaling.Observation(
@@ -164,6 +186,10 @@ def plan(
         state,
         now_monotonic,
     )
+    if waiting:
+        decision = scaling.Decision(
+            0, "inactive: waiting for the new queue's first message counts", False, False, state
+        )
     paused_replicas, paused_message = pause_override(observed.annotations, current, spec.policy.max_replicas)
     target = paused_replicas if paused_replicas is not None else decision.replicas
     failing = downstream_failing(spec, observed.workers)
@@ -203,8 +229,8 @@ def plan(
     was_limited = any(c.type == "RateLimited" and c.status for c in last_status.conditions)
     if limited.reason and not was_limited:
         events.append(Event("Normal", "RateLimited", limited.reason))
-    if observed.source_error and last_status.last_source_error != observed.source_error:
-        events.append(Event("Warning", "SourceError", observed.source_error))
+    if source_error and not pending and last_status.last_source_error != source_error:
+        events.append(Event("Warning", "SourceError", source_error))
 
     status = ConsumerStatus(
         observed_generation=observed.generation,
@@ -219,7 +245,7 @@ def plan(
         conditions=merge_conditions(
             last_status.conditions,
             [
-                *_conditions(decision, paused_message, observed.source_error),
+                *_conditions(decision, paused_message, source_error),
                 Condition(
                     "DownstreamFailing",
                     bool(failing),
@@ -230,7 +256,7 @@ def plan(
             ],
             now_rfc3339,
         ),
-        last_source_error=observed.source_error or None,
+        last_source_error=None if pending else source_error or None,
         last_scale_time=now_rfc3339 if scales else last_status.last_scale_time,
         last_scale_reason=reason if scales else last_status.last_scale_reason,
         # The scaling memory, so a restarted operator continues from it: stable while nothing changes.

@@ -19,7 +19,13 @@ import aiohttp
 
 from qc_common import api
 from qc_operator import budget, builders, plan, scaling, status
-from qc_operator.errors import DeploymentMissing, SecretError, ServiceAccountMissing, SourceError
+from qc_operator.errors import (
+    CountsPending,
+    DeploymentMissing,
+    SecretError,
+    ServiceAccountMissing,
+    SourceError,
+)
 from qc_operator.http import JsonFetcher, request_timeout_seconds, scrape_workers
 from qc_operator.kube import DeploymentState, Kube, check_owner
 from qc_operator.metrics import OperatorMetrics
@@ -119,6 +125,7 @@ class Autoscaler:
     wall_offset_seconds: float = field(default_factory=lambda: time.time() - time.monotonic())
     hash_for: tuple[Any, str] | None = None  # (generation, the pod template hash its spec builds)
     shared: Shared | None = None  # None: every read is this QueueConsumer's own
+    counts_pending_since: float | None = None  # since when the source has answered without counts
 
     async def tick(self, body: dict[str, Any], spec: QueueConsumerSpec) -> tuple[plan.Event, ...]:
         """One observe -> plan -> apply; returns the Events to post."""
@@ -168,7 +175,7 @@ class Autoscaler:
         else:
             deployment = await ensure_deployment(self.kube, body, spec, deployment)
 
-        reading, source_error = None, ""
+        reading, source_error, pending = None, "", False
         self.metrics.series_for(namespace, name, spec.backlog.backlog_kind)
         try:
             # Read at most once per interval, and once for all the consumers naming the same Secret.
@@ -186,6 +193,11 @@ class Autoscaler:
         except (SourceError, SecretError) as error:
             source_error = str(error)
             self.metrics.source_failed(namespace, name)
+            pending = isinstance(error, CountsPending)
+        if not pending:
+            self.counts_pending_since = None
+        elif self.counts_pending_since is None:
+            self.counts_pending_since = time.monotonic()
 
         # A fleet at zero with no pods left has nothing to scrape: skip the list (most consumers, most ticks).
         pods = await self.kube.worker_pods(namespace, name) if deployment.replicas or deployment.pods else []
@@ -209,6 +221,9 @@ class Autoscaler:
             known_deletion_costs={p.name: p.deletion_cost for p in pods},
             pods_present=len(pods),
             rate_share_text=share_text,
+            counts_pending_seconds=None
+            if self.counts_pending_since is None
+            else time.monotonic() - self.counts_pending_since,
         )
 
     async def apply(

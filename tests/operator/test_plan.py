@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from qc_common import api
 from qc_operator import scaling
-from qc_operator.plan import Event, Observed, Plan, deletion_costs, pause_override, plan
+from qc_operator.plan import (
+    COUNTS_PENDING_GRACE_SECONDS,
+    Event,
+    Observed,
+    Plan,
+    deletion_costs,
+    pause_override,
+    plan,
+)
 from qc_operator.sources.base import BacklogReading
 from qc_operator.spec import QueueConsumerSpec, parse
 from qc_operator.status import ConsumerStatus
@@ -87,6 +97,41 @@ def test_a_source_error_is_a_condition_and_one_warning_per_new_message() -> None
     again = tick(consumer(fallbackReplicas=2), still_failing, first.status)
     assert not [e for e in again.events if e.reason == "SourceError"], "the same error is not posted twice"
     assert again.status.backlog == first.status.backlog
+
+
+NO_COUNTS = "RabbitMQ queue 'orders' in vhost '/': the management API has no message counts yet"
+
+
+def not_counted(replicas: int, for_seconds: float) -> Observed:
+    seen = observed(None, replicas=replicas, source_error=NO_COUNTS)
+    return dataclasses.replace(seen, counts_pending_seconds=for_seconds)
+
+
+def test_a_new_queue_not_counted_yet_leaves_a_fleet_at_zero_asleep_without_a_warning() -> None:
+    waiting = tick(consumer(), not_counted(replicas=0, for_seconds=4))
+    assert waiting.target == 0
+    assert not waiting.decision.fallback
+    assert "waiting for the new queue's first message counts" in waiting.decision.reason
+    assert waiting.events == (), "a new queue is not a failing source"
+    conditions = {c.type: c for c in waiting.status.conditions}
+    assert not conditions["Fallback"].status
+    assert conditions["SourceError"].message == NO_COUNTS, "what the read gave is still shown"
+    assert waiting.status.last_source_error is None
+
+
+def test_a_queue_never_counted_past_the_grace_is_a_failing_source_with_the_fallback() -> None:
+    waited = tick(consumer(), not_counted(replicas=0, for_seconds=4))
+    past = COUNTS_PENDING_GRACE_SECONDS
+    failed = tick(consumer(), not_counted(replicas=0, for_seconds=past), waited.status)
+    assert failed.target == 1, "the fallback holds at least one replica"
+    assert failed.decision.fallback
+    message = f"{NO_COUNTS} after {past:g} s (are the broker's statistics off?)"
+    assert Event("Warning", "SourceError", message) in failed.events
+    running = tick(consumer(), not_counted(replicas=3, for_seconds=4))
+    assert running.target == 3, "a running fleet is held while its queue is not counted"
+    assert running.decision.fallback
+    plain = tick(consumer(), observed(None, replicas=0, source_error="queue: HTTP 500"))
+    assert plain.target == 1, "any other failure wakes the fleet from zero, as before"
 
 
 @pytest.mark.parametrize(

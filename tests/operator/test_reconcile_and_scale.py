@@ -37,8 +37,8 @@ def setup(admin: client.ApiClient, rabbitmq: RabbitMQ) -> tuple[str, str]:
     namespace = new_namespace(admin, "qc")
     queue = f"orders-{uuid.uuid4().hex[:6]}"
     asyncio.run(set_backlog(rabbitmq.amqp_url, queue, 0))
-    # A queue's first message counts reach the management API within ~5 s; until then the operator rightly
-    # reports a source error (and holds at least one replica), which these tests do not set out to see.
+    # A queue's first message counts reach the management API within ~5 s; until then the operator waits
+    # for them (tests/operator/test_new_queue.py), which these tests do not set out to see.
     has_counts = lambda: "messages_ready" in rabbitmq.api("GET", f"/api/queues/%2F/{queue}")  # noqa: E731
     wait_until(has_counts, 15, "the new queue's counts in the management API")
     management = f"http://guest:guest@127.0.0.1:{rabbitmq.management_port}"

@@ -74,3 +74,33 @@ def test_compressed_trace_keeps_the_shape_and_scales_the_peak(tmp_path: Path) ->
     busy = np.nonzero(arrivals)[0]
     assert (busy[0], len(busy)) == (10, 10)  # 10 quiet seconds kept before, 100 s of trace in 10
     assert len(arrivals) == 20  # the quiet tail is cut
+
+
+def test_throughput_per_replica_counts_only_the_intervals_every_slot_had_work() -> None:
+    # 10 messages at once, done one a second at 0.5, 1.5, ... 9.5 s after publish.
+    published = {f"m{i}": 100.0 for i in range(10)}
+    done = {f"m{i}": 100.5 + i for i in range(10)}
+    one = [Sample(float(t), 1, 1) for t in range(11)]
+    # One ready replica, window 2: outstanding (10 - t at whole seconds) is above 2 at both ends of the
+    # intervals starting at 0..6 s, which hold 7 completions in 7 replica-seconds.
+    assert keda_report.throughput_per_replica(published, done, one, window_per_replica=2) == 1.0
+    # Two ready replicas: above 4 at both ends for the intervals at 0..4 s: 5 completions in 10.
+    two = [Sample(float(t), 2, 2) for t in range(11)]
+    assert keda_report.throughput_per_replica(published, done, two, window_per_replica=2) == 0.5
+    # A replica becoming ready within an interval, or none ready: not counted.
+    waking = [Sample(0.0, 1, 0), Sample(1.0, 1, 1), Sample(2.0, 1, 1)]
+    assert keda_report.throughput_per_replica(published, done, waking, window_per_replica=2) == 1.0
+    never_behind = keda_report.throughput_per_replica({"a": 100.0}, {"a": 100.5}, one, window_per_replica=2)
+    assert never_behind is None
+
+
+def test_the_simulator_gets_the_start_up_and_the_throughput_the_run_measured() -> None:
+    def row(side: str, asked: float | None, ready: float | None, throughput: float | None) -> keda_report.Row:
+        return keda_report.Row("measured", side, 1, 2, 3, 4, 1, 0, asked, ready, 5, 6, throughput)
+
+    rows = [row("ours", 4, 16, 7.3), row("keda-default", 32, 38, 5.9), row("keda-tuned", 6, 15, 7.8)]
+    scenario = keda_report.measured_scenario(rows, 8.0, metric_lag_seconds=5, max_replicas=5)
+    assert (scenario.startup_seconds, scenario.throughput_per_replica) == (9.0, 7.3)  # medians of 12, 6, 9
+    assert (scenario.metric_lag_seconds, scenario.max_replicas) == (5, 5)
+    never_behind = keda_report.measured_scenario([row("ours", None, None, None)], 8.0, 5, 5)
+    assert (never_behind.startup_seconds, never_behind.throughput_per_replica) == (20.0, 8.0)

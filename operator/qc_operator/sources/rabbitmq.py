@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qc_common import worker_env
-from qc_operator.errors import SpecError
+from qc_operator.errors import CountsPending, SpecError
 from qc_operator.sources.base import (
     BacklogReading,
     ClientTls,
@@ -62,7 +62,7 @@ def counts_reading(what: str, body: Any) -> BacklogReading:
     if not isinstance(body, dict):
         raise SourceError(f"{what}: unexpected answer from the management API")
     if any(key not in body for key in COUNTS):
-        raise SourceError(f"{what}: the management API has no message counts yet")
+        raise CountsPending(f"{what}: the management API has no message counts yet")
     try:
         return BacklogReading(float(body["messages_ready"]) + float(body["messages_unacknowledged"]))
     except (TypeError, ValueError) as error:
