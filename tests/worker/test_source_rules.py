@@ -54,6 +54,12 @@ def signed(attempts: int, queue: str = "q", body: bytes = BODY) -> dict[str, obj
             rules.Attempt(2, move_first=False, suspect=True),
         ),
         (
+            "a publisher's marker without our signed count is ignored",
+            {"x-qc-after-crash": 1},
+            False,
+            rules.Attempt(1, move_first=False),
+        ),
+        (
             "a marked copy on a quorum queue",
             {**rules.attempt_headers(KEY, "q", BODY, 1, suspect=True), "x-delivery-count": 0},
             False,

@@ -85,7 +85,9 @@ def delivery_attempt(
     headers: Mapping[str, Any], redelivered: bool, key: bytes, queue: str, body: bytes
 ) -> Attempt:
     before = attempts_before(headers, key, queue, body)
-    marked = AFTER_CRASH_HEADER in headers
+    # Trusted on our own copies only (they carry a signed count of at least 1): a publisher's marker would
+    # otherwise make any message run alone.
+    marked = AFTER_CRASH_HEADER in headers and before > 0
     count = headers.get(DELIVERY_COUNT_HEADER)
     if isinstance(count, int) and not isinstance(count, bool):
         return Attempt(before + count + 1, move_first=False, suspect=marked or count > 0)
