@@ -167,12 +167,20 @@ def latest(
 
 
 async def pause(stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Until the next tick, or until kopf stops the daemon.
+
+    Not `stopped.wait(seconds)`: kopf waits for that in a task of its own under asyncio.wait_for, and on
+    Python 3.11 a shutdown that cancels that task as its time runs out leaves it failed with TimeoutError,
+    which kopf then re-raises as the operator's own failure. asyncio.wait has no such race.
+    """
+    waiter = asyncio.ensure_future(stopped.wait())
     try:
-        await stopped.wait(seconds)
-    except TimeoutError as cancelled:
-        # Python 3.11's asyncio.wait_for (under kopf's wait) can report this daemon's cancellation at
-        # shutdown as a TimeoutError: it is a cancellation, and ends the daemon as one.
-        raise asyncio.CancelledError() from cancelled
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
 
 
 def plain_body(body: kopf.Body) -> dict[str, Any]:
