@@ -42,7 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
 from devstack.polling import wait_until
-from devstack.process import free_port, stop_process_group
+from devstack.process import cpu_seconds, free_port, stop_process_group
 from devstack.services import RabbitMQ
 from qc_common import api
 
@@ -53,6 +53,9 @@ INTERVAL_SECONDS = 15
 CREATE_TIMEOUT_SECONDS = 900
 CREATE_TIMEOUT_SECONDS_PER_CONSUMER = 1.2  # 500 took 282 s on the shared machine at a load of 28
 SCALE_TIMEOUT_SECONDS = 10 * INTERVAL_SECONDS
+# The operator container's allocator, as the chart sets it (templates/deployment.yaml; README, "The operator
+# at scale"): freed memory goes back to glibc, whose periodic trim can return it (`qc_operator.allocator`).
+OPERATOR_PYTHONMALLOC = "malloc"
 CREATE_THREADS = 8  # concurrent creations: enough to keep the apiserver busy, not so many it times out
 
 
@@ -125,11 +128,6 @@ def prepare(kube: KubeControlPlane, broker: RabbitMQ) -> client.ApiClient:
 
 def consumer_names(count: int) -> list[str]:
     return [*(f"c{i:05d}" for i in range(count - 1)), "probe"]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def memory_mib(pid: int, key: str) -> float:
@@ -264,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 **os.environ,
                 "KUBECONFIG": str(kube.admin_kubeconfig),
                 "QC_METRICS_PORT": str(free_port()),  # the operator's own setting
+                "PYTHONMALLOC": os.environ.get("PYTHONMALLOC", OPERATOR_PYTHONMALLOC),
             }
             argv = [
                 str(Path(sys.executable).with_name("qc-operator")),

@@ -9,8 +9,9 @@ RabbitMQ and the same concurrency, in one run.
    window + 1, and the window alone) and Celery (acks late, default prefetch multiplier) alternating
    over ROUNDS rounds; the ratio to ideal (cores / mean CPU) counted from
    the first task's start, and from the launch of the worker, from the times the tasks record; the
-   median idle time of a slot between two tasks, the share of the time the slots were in a task, and
-   the load average, per pass and as medians.
+   median idle time of a slot between two tasks, the share of the time the slots were in a task, the
+   main process's own CPU time per task (the worker's or Celery's parent: it takes from the cores the
+   tasks burn on), and the load average, per pass and as medians.
 
 Celery runs from .venv-celery (`ensure_celery`), a virtualenv of its own (benchmarks/celery-constraints.txt).
 
@@ -38,7 +39,7 @@ from typing import Any
 from benchmarks import bench_tasks
 from devstack.binaries import REPO_ROOT
 from devstack.polling import wait_until
-from devstack.process import free_port
+from devstack.process import cpu_seconds, free_port
 from devstack.services import RabbitMQ
 from qc_common import worker_env
 
@@ -268,6 +269,7 @@ class ThroughputPass:
     from_launch_seconds: float  # the worker's launch to the last task's end
     gap_seconds: float  # the median idle time of a slot between two of its tasks
     busy: float  # the slots' time spent in a task, of slots x (from the first task to the last's end)
+    main_cpu_ms_per_task: float  # the main process's own CPU from the first task done to the last, per task
     load: float  # the 1-minute load average at its end
 
 
@@ -278,16 +280,22 @@ def throughput_pass(side: Side, queue: str, durations: list[float], concurrency:
         launched = time.time()
         process = side.launch(queue, "timed_burn", concurrency, records)
         try:
+            wait_until(lambda: spans(records), START_TIMEOUT_SECONDS, f"{side.name}: a first CPU task done")
+            main_cpu_at_first, done_at_first = cpu_seconds(process.pid), len(spans(records))
             wait_until(
                 lambda: len(spans(records)) >= len(durations), 600, f"{side.name}: every CPU task done"
             )
+            main_cpu_ms = 1000 * (cpu_seconds(process.pid) - main_cpu_at_first)
         finally:
             stop(process)
         done = spans(records)
         first_start, last_end = min(s for s, _ in done), max(e for _, e in done)
         busy = sum(end - start for start, end in done) / (concurrency * (last_end - first_start))
         gap = statistics.median(slot_gaps_seconds(records))
-        return ThroughputPass(last_end - first_start, last_end - launched, gap, busy, os.getloadavg()[0])
+        main_cpu_ms_per_task = main_cpu_ms / max(1, len(durations) - done_at_first)
+        return ThroughputPass(
+            last_end - first_start, last_end - launched, gap, busy, main_cpu_ms_per_task, os.getloadavg()[0]
+        )
 
 
 def bench_throughput(sides: list[Side], durations: list[float], cores: int, rounds: int = ROUNDS) -> None:
@@ -305,8 +313,8 @@ def bench_throughput(sides: list[Side], durations: list[float], cores: int, roun
         f"{mean_ms:.0f} ms CPU, concurrency {cores} = cores; medians of {rounds} alternating rounds"
     )
     print(f"({priority_note()} at the start; ideal assumes the {cores} cores are this run's alone)")
-    columns = ("of ideal from 1st task", "from launch", "idle gap", "slots busy", "load")
-    header = "".join(f"{c:>{w}}" for c, w in zip(columns, (24, 13, 11, 12, 11), strict=True))
+    columns = ("of ideal from 1st task", "from launch", "idle gap", "slots busy", "main CPU/task", "load")
+    header = "".join(f"{c:>{w}}" for c, w in zip(columns, (24, 13, 11, 12, 15, 11), strict=True))
     print(f"{'':<36}{header}")
 
     def row(label: str, passes: list[ThroughputPass]) -> str:
@@ -314,9 +322,11 @@ def bench_throughput(sides: list[Side], durations: list[float], cores: int, roun
         from_launch = statistics.median(ideal / p.from_launch_seconds for p in passes)
         gap_ms = 1000 * statistics.median(p.gap_seconds for p in passes)
         busy = statistics.median(p.busy for p in passes)
+        main_cpu_ms = statistics.median(p.main_cpu_ms_per_task for p in passes)
         loads = sorted(p.load for p in passes)
         load = f"{loads[0]:.1f}" if len(loads) == 1 else f"{loads[0]:.1f}-{loads[-1]:.1f}"
-        return f"{label:<36}{from_first:>24.3f}{from_launch:>13.3f}{gap_ms:>8.1f} ms{busy:>12.3f}{load:>11}"
+        ratios = f"{from_first:>24.3f}{from_launch:>13.3f}"
+        return f"{label:<36}{ratios}{gap_ms:>8.1f} ms{busy:>12.3f}{main_cpu_ms:>12.2f} ms{load:>11}"
 
     for round_number in range(rounds):
         for number, side in enumerate(sides):

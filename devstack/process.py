@@ -36,6 +36,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time of one process so far (not its children's), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def log_tail(path: Path, limit_bytes: int = LOG_TAIL_BYTES) -> str:
     if not path.exists():
         return f"(no log at {path})"
