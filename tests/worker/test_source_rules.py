@@ -60,6 +60,18 @@ def signed(attempts: int, queue: str = "q", body: bytes = BODY) -> dict[str, obj
             rules.Attempt(1, move_first=False),
         ),
         (
+            "a publisher's count on a first delivery is not the broker's (a replayed dead letter)",
+            {"x-delivery-count": 7},
+            False,
+            rules.Attempt(1, move_first=False),
+        ),
+        (
+            "a publisher's count beside our signed one on a first delivery",
+            {**signed(2), "x-delivery-count": 7},
+            False,
+            rules.Attempt(3, move_first=False),
+        ),
+        (
             "a marked copy on a quorum queue",
             {**rules.attempt_headers(KEY, "q", BODY, 1, suspect=True), "x-delivery-count": 0},
             False,

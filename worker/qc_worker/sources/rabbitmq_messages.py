@@ -88,7 +88,9 @@ def delivery_attempt(
     # Trusted on our own copies only (they carry a signed count of at least 1): a publisher's marker would
     # otherwise make any message run alone.
     marked = AFTER_CRASH_HEADER in headers and before > 0
-    count = headers.get(DELIVERY_COUNT_HEADER)
+    # The broker's count only on a redelivery: a first delivery has no returns to count, and on a classic
+    # queue the header is whatever the publisher sent (a dead letter replayed with its headers has one).
+    count = headers.get(DELIVERY_COUNT_HEADER) if redelivered else None
     if isinstance(count, int) and not isinstance(count, bool):
         return Attempt(before + count + 1, move_first=False, suspect=marked or count > 0)
     if redelivered:  # the previous delivery ended without a settlement: a crash or a lost connection
