@@ -16,7 +16,7 @@ from qc_operator.errors import SourceError
 from qc_operator.http import ssl_for
 from qc_operator.sources.base import ClientTls
 from qc_worker.sources.rabbitmq import TlsFiles
-from tests.worker.worker_harness import WorkerProcess
+from tests.worker.worker_harness import run_to_exit
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +136,7 @@ def test_a_worker_whose_tls_files_do_not_load_exits_with_one_clear_line(
         worker_env.RABBITMQ_CA_FILE: str(material["garbage"]),
         worker_env.TASK: "worker_tasks:work",
     }
-    worker = WorkerProcess(env, tmp_path / "worker.log")
-    try:
-        code = worker.popen.wait(timeout=60)
-    finally:
-        worker.stop()
-    output = worker.log_path.read_text()
+    code, output = run_to_exit(env, tmp_path / "worker.log", 60)
     assert code == 2, output
     assert "Traceback" not in output
     [line] = [line for line in output.splitlines() if "TLS" in line]

@@ -22,7 +22,7 @@ from qc_common import worker_env
 from qc_worker.executors import MAX_QUICK_DEATHS, PoolBroken, ProcessExecutor, TaskCrashed
 from qc_worker.messages import Message
 from tests.worker.test_rabbitmq_worker import publish
-from tests.worker.worker_harness import WorkerProcess, body, completions
+from tests.worker.worker_harness import WorkerProcess, body, completions, run_to_exit
 
 
 def message(message_id: str, **extra: object) -> Message:
@@ -145,12 +145,7 @@ def test_a_worker_whose_zygotes_die_as_they_start_exits_with_one_line_and_spends
     queue = f"broken-{uuid.uuid4().hex[:8]}"
     asyncio.run(publish(rabbitmq.amqp_url, queue, [body("m")]))
     env = rabbitmq_worker_env(rabbitmq, queue, "zygote_breaker:work", **{worker_env.DRAIN_GRACE_SECONDS: "1"})
-    worker = WorkerProcess(env, tmp_path / "worker.log")
-    try:
-        code = worker.popen.wait(timeout=120)
-    finally:
-        worker.stop()
-    log = worker.log_path.read_text()
+    code, log = run_to_exit(env, tmp_path / "worker.log", 120)
     assert code == 1, log
     [stopped] = [line for line in log.splitlines() if '"stopped: the pool cannot run tasks' in line]
     assert "importing 'zygote_breaker'" in stopped

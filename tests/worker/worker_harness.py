@@ -72,6 +72,17 @@ class WorkerProcess:
             self.kill_hard()
 
 
+def run_to_exit(env: dict[str, str], log_path: Path, timeout_seconds: float) -> tuple[int, str]:
+    """A `qc-worker` expected to stop by itself (bad settings, a broken pool): its exit code and output.
+    Killed if still running after `timeout_seconds` (then the wait raises)."""
+    worker = WorkerProcess(env, log_path)
+    try:
+        code = worker.popen.wait(timeout=timeout_seconds)
+    finally:
+        worker.stop()
+    return code, log_path.read_text()
+
+
 def restart_until_poison_dead_lettered(
     env: dict[str, str],
     log_dir: Path,
