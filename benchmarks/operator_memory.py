@@ -41,9 +41,10 @@ def rss_mib() -> float:
 
 def ticked_twice(memo: Any, count: int) -> bool:
     """Every QueueConsumer ticked at least twice (the first tick writes the status; the second is steady)."""
-    metrics = getattr(memo, "metrics", None)
-    if metrics is None:
+    state = getattr(memo, "state", None)
+    if state is None:
         return False
+    metrics = state.metrics
     per_consumer: collections.Counter[str] = collections.Counter()
     for family in metrics.registry.collect():
         for sample in family.samples:

@@ -21,13 +21,13 @@ import aiohttp
 import kopf
 
 from qc_common import api
-from qc_operator import allocator, builders, errors, sharding, status
+from qc_operator import allocator, builders, errors, kept_body, quiet_logs, sharding, status
 from qc_operator import spec as spec_module
-from qc_operator.gcp import GoogleTokens
 from qc_operator.kube import DeploymentState, Kube, make_api_client
 from qc_operator.metrics import OperatorMetrics, serve
-from qc_operator.reconcile import Autoscaler, Shared, ensure_children
+from qc_operator.reconcile import Autoscaler, ensure_children
 from qc_operator.settings import OperatorSettings
+from qc_operator.state import OperatorState
 
 log = logging.getLogger(__name__)
 RESOURCE = (api.GROUP, api.VERSION, api.PLURAL)
@@ -37,6 +37,8 @@ DIFF_BASE_KEY = "last-handled-configuration"  # kopf's own default, named here f
 FIRST_TICK_INTERVAL_SECONDS = 5.0  # before the spec could be parsed for its own polling interval
 # A new QueueConsumer's first tick waits for its create handler at most this long.
 CHILDREN_WAIT_LIMIT_SECONDS = 120.0
+# The watch handlers below whose every success kopf would log (`quiet_logs`).
+QUIET_WATCH_HANDLERS = ("compact_kept_body", "recreate_deleted_child")
 
 
 @kopf.on.startup()
@@ -48,21 +50,18 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: Logger
         prefix=ANNOTATION_PREFIX, key=DIFF_BASE_KEY
     )
     settings.posting.level = logging.WARNING  # our own Events say what happened; no event per log line
+    quiet_logs.install(QUIET_WATCH_HANDLERS)
     settings.watching.server_timeout = 300
     own = OperatorSettings.from_environment()
     settings.peering.lifetime = own.peering_lifetime_seconds
     settings.peering.stealth = True  # no log line per heartbeat
-    memo.settings = own
-    memo.shard = sharding.Shard(own.shard_index, own.shard_count)
-    memo.kube = Kube(make_api_client(own.kubeconfig))
-    memo.session = aiohttp.ClientSession()
-    memo.metrics = OperatorMetrics()
-    memo.not_ready = {}  # (namespace, name) -> (reason, message) last reported
-    memo.children_handled = {}  # uid -> set once its create/resume handler ran, until its first tick
-    memo.google_tokens = GoogleTokens()  # one per process: a token per key, shared by every consumer
-    memo.shared = Shared()  # one per process: RabbitMQ listings and Secret values, shared likewise
-    memo.metrics_server = await serve(memo.metrics.registry, own.metrics_port)
-    memo.trimmer = asyncio.create_task(allocator.trim_periodically())
+    shard = sharding.Shard(own.shard_index, own.shard_count)
+    metrics = OperatorMetrics()
+    metrics_server = await serve(metrics.registry, own.metrics_port)
+    session = aiohttp.ClientSession()
+    trimmer = asyncio.create_task(allocator.trim_periodically())
+    kube = Kube(make_api_client(own.kubeconfig))
+    memo.state = OperatorState(own, shard, kube, session, metrics, metrics_server, trimmer)
     logger.info("metrics on :%d/metrics", own.metrics_port)
 
 
@@ -83,9 +82,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    memo.trimmer.cancel()
-    await memo.session.close()
-    await memo.metrics_server.cleanup()
+    memo.state.trimmer.cancel()
+    await memo.state.session.close()
+    await memo.state.metrics_server.cleanup()
 
 
 async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, message: str) -> None:
@@ -94,9 +93,9 @@ async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, messag
     The create handler and the daemon may both report one failure, and the body either sees can be a
     moment stale: what was reported is remembered here too, so it is written and posted once."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
-    if memo.not_ready.get(key) == (reason, message):
+    if memo.state.not_ready.get(key) == (reason, message):
         return
-    memo.not_ready[key] = (reason, message)
+    memo.state.not_ready[key] = (reason, message)
     log.warning("%s/%s: not ready (%s): %s", *key, reason, message)  # once per change, not per tick
     previous = status.ConsumerStatus.from_dict(body.get("status"))
     before = [c for c in previous.conditions if c.type == "Ready"]
@@ -108,9 +107,9 @@ async def report_not_ready(memo: kopf.Memo, body: kopf.Body, reason: str, messag
         meta = body["metadata"]
         conditions = [c.to_dict() for c in wanted] + others
         try:
-            await memo.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions})
+            await memo.state.kube.patch_status(meta["namespace"], meta["name"], {"conditions": conditions})
         except Exception:
-            memo.not_ready.pop(key, None)  # not written: the next attempt reports it again
+            memo.state.not_ready.pop(key, None)  # not written: the next attempt reports it again
             raise
         kopf.warn(body, reason=reason, message=message)
 
@@ -119,7 +118,7 @@ def owned(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
     """Whether this operator's shard owns the QueueConsumer (always, unsharded): the filter of every
     QueueConsumer handler. When its label moves it to another shard, kopf stops its daemon here, and the
     other shard's operator starts one."""
-    shard: sharding.Shard = memo.shard
+    shard: sharding.Shard = memo.state.shard
     return shard.owns(body["metadata"]["uid"], body["metadata"].get("labels") or {})
 
 
@@ -128,7 +127,7 @@ def owned(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
 @kopf.on.update(*RESOURCE, field="spec", when=owned)
 async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     plain = plain_body(body)
-    problem = sharding.label_problem(body["metadata"].get("labels") or {}, memo.shard.count)
+    problem = sharding.label_problem(body["metadata"].get("labels") or {}, memo.state.shard.count)
     if problem:
         kopf.warn(body, reason="ShardLabelInvalid", message=problem)
     name = builders.worker_name(plain["metadata"]["name"])
@@ -136,7 +135,7 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
     # compared without a read (kopf fills its indexes before it calls a handler).
     watched = latest(kwargs["worker_deployments"], plain["metadata"]["namespace"], name)
     try:
-        await ensure_children(memo.kube, plain, spec_module.parse(plain["spec"]), watched)
+        await ensure_children(memo.state.kube, plain, spec_module.parse(plain["spec"]), watched)
     except Exception as error:
         reason = errors.ready_reason(error)
         if reason is None:
@@ -144,7 +143,14 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
         await report_not_ready(memo, body, reason, str(error))
     finally:
         if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
-            memo.children_handled.setdefault(plain["metadata"]["uid"], asyncio.Event()).set()
+            memo.state.children_handled.setdefault(plain["metadata"]["uid"], asyncio.Event()).set()
+
+
+@kopf.on.event(*RESOURCE)
+async def compact_kept_body(event: kopf.RawEvent, **_: Any) -> None:
+    """Makes the body kopf keeps for a QueueConsumer's daemon smaller (`kept_body`): kopf's view shares
+    this event's object. Async: a sync handler would cost a thread hop per event."""
+    kept_body.compact(event.get("object"))
 
 
 OWNED = {api.MANAGED_BY_LABEL: api.MANAGED_BY_VALUE}
@@ -198,10 +204,10 @@ async def wait_for_children(memo: kopf.Memo, body: kopf.Body, present: Callable[
     label): no handler is coming then. Woken by the handler (an Event, not a poll: thousands wait)."""
     uid = body["metadata"]["uid"]
     if not present() and not handled_before(body):
-        handled = memo.children_handled.setdefault(uid, asyncio.Event())
+        handled = memo.state.children_handled.setdefault(uid, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(handled.wait(), CHILDREN_WAIT_LIMIT_SECONDS)
-    memo.children_handled.pop(uid, None)
+    memo.state.children_handled.pop(uid, None)
 
 
 def handled_before(body: kopf.Body) -> bool:
@@ -231,21 +237,21 @@ class Ticker:
             parsed = self.parsed_for[1]
             for event in await self.autoscaler.tick(plain, parsed):
                 kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-            memo.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
-            memo.metrics.reconciled(namespace, name, "ok")
+            memo.state.not_ready.pop((namespace, name), None)  # the tick wrote Ready=True
+            memo.state.metrics.reconciled(namespace, name, "ok")
             self.last_unexpected = ""
             return parsed.polling_interval_seconds
         except Exception as error:  # never the end of the loop
             reason = errors.ready_reason(error)
             if reason is not None:
-                memo.metrics.reconciled(namespace, name, "invalid")
+                memo.state.metrics.reconciled(namespace, name, "invalid")
                 self.autoscaler.last_status = None  # Ready=False is written: compare with the status anew
                 try:
                     await report_not_ready(memo, body, reason, str(error))
                 except Exception:  # an API hiccup while reporting: the next tick reports it again
                     logger.exception("could not report %s", reason)
             else:  # an API hiccup: counted, retried next tick
-                memo.metrics.reconciled(namespace, name, "error")
+                memo.state.metrics.reconciled(namespace, name, "error")
                 if repr(error) != self.last_unexpected:
                     logger.exception("scaling tick failed (logged again only when the error changes)")
                 self.last_unexpected = repr(error)
@@ -259,12 +265,12 @@ async def scale(
     worker_deployments: kopf.Index[tuple[str, str], DeploymentState] = kwargs["worker_deployments"]
     ticker = Ticker(
         Autoscaler(
-            memo.kube,
-            memo.session,
-            memo.metrics,
-            memo.google_tokens,
+            memo.state.kube,
+            memo.state.session,
+            memo.state.metrics,
+            memo.state.google_tokens,
             watched=lambda namespace, name: latest(worker_deployments, namespace, name),
-            shared=memo.shared,
+            shared=memo.state.shared,
         )
     )
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -273,10 +279,10 @@ async def scale(
     await wait_for_children(memo, body, watched)
     while not stopped:
         await pause(stopped, await ticker.tick(body, memo, logger))
-    memo.children_handled.pop(body["metadata"]["uid"], None)  # handled after the wait ended
+    memo.state.children_handled.pop(body["metadata"]["uid"], None)  # handled after the wait ended
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
-        memo.metrics.forget(namespace, name)
-        memo.not_ready.pop((namespace, name), None)
+        memo.state.metrics.forget(namespace, name)
+        memo.state.not_ready.pop((namespace, name), None)
 
 
 def controlling_consumer(body: kopf.Body) -> str | None:
@@ -298,13 +304,13 @@ async def recreate_deleted_child(event: kopf.RawEvent, body: kopf.Body, memo: ko
     consumer = controlling_consumer(body) if event.get("type") == "DELETED" else None
     if consumer is None:
         return
-    owner = await memo.kube.queue_consumer(body["metadata"]["namespace"], consumer)
+    owner = await memo.state.kube.queue_consumer(body["metadata"]["namespace"], consumer)
     if owner is None or owner["metadata"].get("deletionTimestamp"):
         return  # the QueueConsumer is going: its children go with it
-    if not memo.shard.owns(owner["metadata"]["uid"], owner["metadata"].get("labels") or {}):
+    if not memo.state.shard.owns(owner["metadata"]["uid"], owner["metadata"].get("labels") or {}):
         return  # another shard's
     try:
-        await ensure_children(memo.kube, owner, spec_module.parse(owner.get("spec") or {}))
+        await ensure_children(memo.state.kube, owner, spec_module.parse(owner.get("spec") or {}))
     except Exception as error:
         if errors.ready_reason(error) is None:
             raise
@@ -314,6 +320,6 @@ async def recreate_deleted_child(event: kopf.RawEvent, body: kopf.Body, memo: ko
 @kopf.on.delete(*RESOURCE, optional=True, when=owned)
 async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # No finalizer (optional=True): deletion never waits for the operator; children go by ownerReferences.
-    memo.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
-    memo.not_ready.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
-    memo.children_handled.pop(body["metadata"]["uid"], None)
+    memo.state.metrics.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+    memo.state.not_ready.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
+    memo.state.children_handled.pop(body["metadata"]["uid"], None)

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from benchmarks import bench_operator
 from devstack import manifests
 
 CHART = manifests.CHART
@@ -85,6 +86,12 @@ def test_operator_pod_is_locked_down(helm_binary: Path) -> None:
     }
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["resources"]["requests"]
+
+
+def test_the_operator_runs_with_the_allocator_its_benchmark_measured(helm_binary: Path) -> None:
+    deployment = next(d for d in render(helm_binary, []) if d["kind"] == "Deployment")
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PYTHONMALLOC"] == bench_operator.OPERATOR_PYTHONMALLOC
 
 
 def test_namespaced_mode_grants_roles_only_in_watched_namespaces(helm_binary: Path) -> None:

@@ -1,0 +1,40 @@
+"""What the handlers of one operator process share, kept in kopf's memo under one key (`memo.state`).
+
+Built by `handlers.start`; read by every handler and daemon in `handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import aiohttp
+from aiohttp import web
+
+from qc_operator import sharding
+from qc_operator.gcp import GoogleTokens
+from qc_operator.kube import Kube
+from qc_operator.metrics import OperatorMetrics
+from qc_operator.reconcile import Shared
+from qc_operator.settings import OperatorSettings
+
+
+@dataclasses.dataclass(eq=False)
+class OperatorState:
+    """What every handler of this process shares: one key of kopf's memo (`memo.state`), because kopf
+    copies the memo for every object it watches (five per QueueConsumer: it and its four children), a
+    slot per key in each copy."""
+
+    settings: OperatorSettings
+    shard: sharding.Shard
+    kube: Kube
+    session: aiohttp.ClientSession
+    metrics: OperatorMetrics
+    metrics_server: web.AppRunner  # cleaned up at the operator's stop
+    trimmer: asyncio.Task[None]  # allocator.trim_periodically, cancelled at the stop
+    google_tokens: GoogleTokens = dataclasses.field(default_factory=GoogleTokens)  # a token per key
+    shared: Shared = dataclasses.field(default_factory=Shared)  # RabbitMQ listings and Secret values
+    # (namespace, name) -> (reason, message) last reported
+    not_ready: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
+    # uid -> set once its create/resume handler ran, until its first tick
+    children_handled: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
