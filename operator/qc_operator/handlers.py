@@ -126,6 +126,17 @@ def owned(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:
 @kopf.on.create(*RESOURCE, when=owned)
 @kopf.on.update(*RESOURCE, field="spec", when=owned)
 async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+    try:
+        async with memo.state.first_handling:  # see state.FIRST_HANDLING_CONCURRENCY
+            await ensure_children_of(body, memo, kwargs["worker_deployments"])
+    finally:
+        if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
+            memo.state.children_handled.setdefault(body["metadata"]["uid"], asyncio.Event()).set()
+
+
+async def ensure_children_of(
+    body: kopf.Body, memo: kopf.Memo, worker_deployments: kopf.Index[tuple[str, str], DeploymentState]
+) -> None:
     plain = plain_body(body)
     problem = sharding.label_problem(body["metadata"].get("labels") or {}, memo.state.shard.count)
     if problem:
@@ -133,7 +144,7 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
     name = builders.worker_name(plain["metadata"]["name"])
     # As watched: a new QueueConsumer's Deployment is created without a read first, an existing one is
     # compared without a read (kopf fills its indexes before it calls a handler).
-    watched = latest(kwargs["worker_deployments"], plain["metadata"]["namespace"], name)
+    watched = latest(worker_deployments, plain["metadata"]["namespace"], name)
     try:
         await ensure_children(memo.state.kube, plain, spec_module.parse(plain["spec"]), watched)
     except Exception as error:
@@ -141,9 +152,6 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
         if reason is None:
             raise  # kopf retries unexpected failures with its backoff
         await report_not_ready(memo, body, reason, str(error))
-    finally:
-        if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
-            memo.state.children_handled.setdefault(plain["metadata"]["uid"], asyncio.Event()).set()
 
 
 @kopf.on.event(*RESOURCE)
@@ -277,8 +285,14 @@ async def scale(
     worker_name = builders.worker_name(name)
     watched = lambda: latest(worker_deployments, namespace, worker_name) is not None  # noqa: E731
     await wait_for_children(memo, body, watched)
+    seconds = 0.0
+    if not stopped:
+        async with memo.state.first_handling:  # see state.FIRST_HANDLING_CONCURRENCY
+            seconds = await ticker.tick(body, memo, logger)
     while not stopped:
-        await pause(stopped, await ticker.tick(body, memo, logger))
+        await pause(stopped, seconds)
+        if not stopped:
+            seconds = await ticker.tick(body, memo, logger)
     memo.state.children_handled.pop(body["metadata"]["uid"], None)  # handled after the wait ended
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
         memo.state.metrics.forget(namespace, name)

@@ -18,6 +18,12 @@ from qc_operator.metrics import OperatorMetrics
 from qc_operator.reconcile import Shared
 from qc_operator.settings import OperatorSettings
 
+# QueueConsumers whose first handling (children, then first tick) runs at once; the others wait before they
+# copy anything. The API calls run on the default executor's handful of threads anyway, so more in flight
+# only hold memory: a start on 5,000 held all their bodies, manifests and statuses at once, and the holes
+# they left kept the RSS up long after (glibc cannot give back a page with one live object in it).
+FIRST_HANDLING_CONCURRENCY = 32
+
 
 @dataclasses.dataclass(eq=False)
 class OperatorState:
@@ -38,3 +44,6 @@ class OperatorState:
     not_ready: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
     # uid -> set once its create/resume handler ran, until its first tick
     children_handled: dict[str, asyncio.Event] = dataclasses.field(default_factory=dict)
+    first_handling: asyncio.Semaphore = dataclasses.field(
+        default_factory=lambda: asyncio.Semaphore(FIRST_HANDLING_CONCURRENCY)
+    )
