@@ -285,13 +285,17 @@ async def scale(
     worker_name = builders.worker_name(name)
     watched = lambda: latest(worker_deployments, namespace, worker_name) is not None  # noqa: E731
     await wait_for_children(memo, body, watched)
-    seconds = 0.0
+    loop = asyncio.get_running_loop()
+    started, seconds = loop.time(), 0.0
     if not stopped:
         async with memo.state.first_handling:  # see state.FIRST_HANDLING_CONCURRENCY
             seconds = await ticker.tick(body, memo, logger)
     while not stopped:
-        await pause(stopped, seconds)
+        # The interval runs from one tick's start to the next: a tick that waited (for a shared listing of
+        # thousands of queues, say) does not push every later tick back by its own length.
+        await pause(stopped, max(0.0, started + seconds - loop.time()))
         if not stopped:
+            started = loop.time()
             seconds = await ticker.tick(body, memo, logger)
     memo.state.children_handled.pop(body["metadata"]["uid"], None)  # handled after the wait ended
     if not owned(body, memo):  # moved to another shard, whose operator reports it from now on
