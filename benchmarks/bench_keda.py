@@ -271,9 +271,8 @@ class Bench:
         missing = len(published) - len(wait)
         if missing:
             print(f"  {side}: {missing} messages not processed before the timeout", flush=True)
-        window = (
-            self.settings.concurrency + worker_settings.WorkerSettings.rabbitmq_prefetch_extra
-        )  # the default
+        extra = worker_settings.WorkerSettings.rabbitmq_prefetch_extra  # the workers run with the default
+        window = self.settings.concurrency + extra
         throughput = keda_report.throughput_per_replica(published, done, samples, window)
         return keda_report.measured_row(side, wait, last, samples, throughput)
 

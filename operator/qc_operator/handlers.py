@@ -130,7 +130,9 @@ async def reconcile_children(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) ->
         async with memo.state.first_handling:  # see state.FIRST_HANDLING_CONCURRENCY
             await ensure_children_of(body, memo, kwargs["worker_deployments"])
     finally:
-        if kwargs.get("reason") != "update":  # created or resumed: the daemon's first tick may go
+        # Only a creation's first tick waits for this (`wait_for_children`): kopf resumes only what it
+        # handled before, whose daemon does not wait, and an Event set for it would stay until deletion.
+        if kwargs.get("reason") == "create":
             memo.state.children_handled.setdefault(body["metadata"]["uid"], asyncio.Event()).set()
 
 
