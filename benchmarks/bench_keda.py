@@ -319,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-keda", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--runs",
-        default="burst,burst,trace",
-        help="comma-separated: burst, trace (repeat one to run it again)",
+        default="burst,burst,trace,spikes",
+        help="comma-separated: burst, trace, spikes (repeat one to run it again)",
     )
     args = parser.parse_args(argv)
     kinds = args.runs.split(",")

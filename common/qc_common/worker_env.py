@@ -14,6 +14,7 @@ MAX_DELIVERY_ATTEMPTS: Final = "QC_MAX_DELIVERY_ATTEMPTS"
 DRAIN_GRACE_SECONDS: Final = "QC_DRAIN_GRACE_SECONDS"
 METRICS_PORT: Final = "QC_METRICS_PORT"
 LOG_LEVEL: Final = "QC_LOG_LEVEL"
+EVENT_LOOP: Final = "QC_EVENT_LOOP"  # "uvloop" (the default) or "asyncio": the worker's event loop
 RETRY_BACKOFF_MIN_SECONDS: Final = "QC_RETRY_BACKOFF_MIN_SECONDS"
 RETRY_BACKOFF_MAX_SECONDS: Final = "QC_RETRY_BACKOFF_MAX_SECONDS"
 RATE_LIMIT_FILE: Final = "QC_RATE_LIMIT_FILE"  # the pod's share of the fleet's messages/s (a ConfigMap file)

@@ -59,10 +59,10 @@ def test_refused_calls_back_off_then_go_to_the_dead_letters_and_nothing_is_lost(
 
 def test_our_scaler_holds_its_count_while_the_tasks_fail_and_scales_up_once_they_succeed() -> None:
     scaler = OurScaler(our_default_policy(50), protection=default_protection())
-    failing = Signals(5000.0, 10.0, 20.0, 2.0, False, acked=0.0, failed=20.0)
+    failing = Signals(5000.0, 20.0, 2.0, False, acked=0.0, failed=20.0)
     held = [scaler.step(float(t), failing, 2) for t in range(0, 120)]
     assert set(held) == {2}  # a growing backlog, all slots busy: only the failures keep it from scaling
-    succeeding = Signals(5000.0, 10.0, 20.0, 2.0, False, acked=20.0, failed=0.0)
+    succeeding = Signals(5000.0, 20.0, 2.0, False, acked=20.0, failed=0.0)
     assert max(scaler.step(float(t), succeeding, 2) for t in range(120, 240)) > 2
 
 

@@ -79,7 +79,7 @@ def test_keda_hpa_model_scales_down_one_window_after_the_last_higher_recommendat
     current, replicas = 0, []
     for t in range(600):
         backlog = 1_000.0 if t < 60 else 100.0  # 10 replicas' worth, then 1 (never idle: KEDA stays out)
-        current = scaler.step(float(t), Signals(backlog, None, 0.0, 0.0, None), current)
+        current = scaler.step(float(t), Signals(backlog, 0.0, 0.0, None), current)
         replicas.append(current)
     assert max(replicas) == 10
     first_down = next(t for t in range(60, 600) if replicas[t] < 10)
@@ -144,7 +144,7 @@ def test_our_scaler_sees_the_queue_found_empty_at_any_second_since_its_last_deci
     scaler = OurScaler(our_default_policy(10))  # decides at 0, 5, 10, 15, 20 s
     for t in range(21):
         ran_dry = None if t < 3 else t == 7  # no pod ready until 3 s; the queue ran dry at 7 s only
-        scaler.step(float(t), Signals(0.0, 10.0, 1.0, 1.0, ran_dry), 1)
+        scaler.step(float(t), Signals(0.0, 1.0, 1.0, ran_dry), 1)
     assert seen == [None, False, True, False, False]
 
 
@@ -166,3 +166,28 @@ def test_cli_prints_the_table_and_draws_the_plot(tmp_path: Path, capsys: pytest.
     assert "p95 wait s" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli.main(["--trace", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_our_scaler_learns_the_throughput_as_the_operator_does_from_two_scrapes_of_busy_pods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator's own estimator over its ticks' scrapes: unknown until the second tick that finds a
+    ready pod (the first has nothing to compare with), then completions over the busy fractions. Revealing
+    it at the first busy second, as the model did, scaled the spikes replay to two replicas where the real
+    operator kept one (README, `make bench-keda`)."""
+    seen: list[float | None] = []
+    real = scaling.decide
+
+    def spy(*args: object, **kwargs: object) -> scaling.Decision:
+        seen.append(args[1].throughput_per_replica)  # type: ignore[attr-defined]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaling, "decide", spy)
+    scaler = OurScaler(our_default_policy(10))  # decides at 0, 5, 10, 15, 20 s
+    for t in range(21):
+        ready = t >= 3  # no pod ready until 3 s; then one, busy half the time, completing 4 messages/s
+        signals = Signals(100.0, 2.0, 0.5, False if ready else None, acked=4.0 if ready else 0.0)
+        scaler.step(float(t), signals, 1)
+    assert seen[:2] == [None, None]  # nothing ready at 0 s; the first scrape at 5 s has no predecessor
+    # 4 completions a second from a pod busy half the time: 8 a second per fully busy replica.
+    assert seen[2:] == [pytest.approx(8.0)] * 3

@@ -85,12 +85,25 @@ def test_sigkill_in_the_middle_of_a_run_loses_no_message(
     wait_until(lambda: rabbitmq.queue_counts(queue)["messages"] == 0, 30, "the queue to be empty")
 
 
+def event_loop_of(pid: int) -> str:
+    """Which event loop a running qc-worker uses: uvloop's extension is mapped in its memory, or not."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return "uvloop" if "uvloop/loop." in maps else "asyncio"
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
 def test_sigterm_drains_in_flight_work_and_leaves_the_rest_queued(
-    rabbitmq: RabbitMQ, queue: str, records: Path, start_worker: Callable[..., WorkerProcess]
+    rabbitmq: RabbitMQ,
+    queue: str,
+    records: Path,
+    start_worker: Callable[..., WorkerProcess],
+    event_loop: str,
 ) -> None:
     ids = [f"t{i}" for i in range(30)]
     asyncio.run(publish(rabbitmq.amqp_url, queue, [body(i, sleep=0.8) for i in ids]))
-    worker = start_worker(**environment(rabbitmq, queue, "worker_tasks:work_async", concurrency=4))
+    env = environment(rabbitmq, queue, "worker_tasks:work_async", concurrency=4)
+    worker = start_worker(**env, **{worker_env.EVENT_LOOP: event_loop})
+    assert event_loop_of(worker.popen.pid) == event_loop
     wait_until(lambda: worker.metric("qc_worker_tasks_in_flight") == 4, 30, "4 tasks in flight")
     in_flight_at_term = worker.metric("qc_worker_messages_received_total")
     assert worker.terminate() == 0

@@ -82,6 +82,7 @@ def test_an_unset_setting_takes_the_dataclass_default(monkeypatch: pytest.Monkey
         (["--task", "m:f", "--source", "pubsub"], "QC_PUBSUB_PROJECT and QC_PUBSUB_SUBSCRIPTION"),
         ([*REQUIRED, "--concurrency", "0"], "--concurrency must be at least 1"),
         ([*REQUIRED, "--lease-seconds", "601"], "--lease-seconds must be within 1-600"),
+        ([*REQUIRED, "--event-loop", "trio"], "--event-loop must be uvloop or asyncio, not 'trio'"),
         ([*REQUIRED, "--rabbitmq-ca-file", "/ca.crt"], "QC_RABBITMQ_URL is not an amqps:// URL"),
         (
             [*REQUIRED, "--rabbitmq-client-cert-file", "/tls.crt"],

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+import uvloop
 from pythonjsonlogger.json import JsonFormatter
 
 from qc_common import tls as common_tls
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    code = asyncio.run(serve(settings, task, traces))
+    run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
+    code = run(serve(settings, task, traces))
     if code == 0:
         log.info("stopped")
     return code

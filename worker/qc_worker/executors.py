@@ -22,6 +22,7 @@ import os
 import pickle
 import signal
 import time
+import typing
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -55,30 +56,79 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+class TaskChannel(asyncio.Protocol):
+    """Our end of a pool process's socket: a task's frame out, its answer's frame back (`zygote.HEADER`
+    and a pickle each way). A protocol, not a stream pair: the answer is cut from the bytes as they arrive,
+    with no reads to schedule per frame; this runs between one task's end and the next one's start."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._received = bytearray()
+        self._answer: asyncio.Future[bytes] | None = None
+        self._lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = typing.cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
+
+    def data_received(self, data: bytes) -> None:
+        self._received += data
+        if len(self._received) < zygote.HEADER.size:
+            return
+        (size,) = zygote.HEADER.unpack_from(self._received)
+        end = zygote.HEADER.size + size
+        answer = self._answer
+        if len(self._received) >= end and answer is not None and not answer.done():
+            answer.set_result(bytes(self._received[zygote.HEADER.size : end]))
+            del self._received[:end]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        answer = self._answer
+        if answer is not None and not answer.done():
+            # The process died under its task (or was killed): the runtime reads this as a crash.
+            answer.set_exception(asyncio.IncompleteReadError(bytes(self._received), None))
+
+    async def exchange(self, frame: bytes) -> bytes:
+        """Send one frame; the answer's payload."""
+        if self._lost or self._transport is None:
+            raise ConnectionError("the pool process's socket is closed")
+        self._answer = asyncio.get_running_loop().create_future()
+        self._transport.write(frame)
+        try:
+            return await self._answer
+        finally:
+            self._answer = None
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
 @dataclasses.dataclass(eq=False)
 class PoolProcess:
     """One forked process, the zygote that forked it, and the worker's end of its socket."""
 
     pid: int
     zygote: Zygote
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    channel: TaskChannel
     tasks_done: int = 0
 
     async def call(self, function: Callable[..., Any], argument: Any) -> tuple[bool, Any, bool]:
         """Run one task there: (succeeded, its result or exception, the process exits now to be replaced)."""
         payload = pickle.dumps((function, argument), protocol=pickle.HIGHEST_PROTOCOL)
-        self.writer.write(zygote.HEADER.pack(len(payload)) + payload)
-        await self.writer.drain()
-        (size,) = zygote.HEADER.unpack(await self.reader.readexactly(zygote.HEADER.size))
-        ok, value, recycle = pickle.loads(await self.reader.readexactly(size))
+        answer = await self.channel.exchange(zygote.HEADER.pack(len(payload)) + payload)
+        ok, value, recycle = pickle.loads(answer)
         self.tasks_done += 1
         return bool(ok), value, bool(recycle)
+
+    def close(self) -> None:
+        """Our end of its socket closed: an idle process reads the end of file and exits."""
+        self.channel.close()
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        self.writer.close()
+        self.close()
 
 
 class ProcessExecutor:
@@ -122,6 +172,9 @@ class ProcessExecutor:
     async def start(self, module: str) -> Zygote:
         """The live zygote, started if there is none (importing `module`, the task's, once for every process
         it will fork); PoolBroken once zygotes keep dying at once."""
+        live = self._zygote
+        if live is not None and not live.died.done():
+            return live  # every task after the first: no lock to take
         async with self._start_lock:  # the first tasks arrive together; one zygote serves them all
             while self._zygote is None or self._zygote.died.done():
                 if self.broken is not None:
@@ -147,7 +200,7 @@ class ProcessExecutor:
         # Its idle processes could not report their exit any more: they go (they exit at the end of file).
         for process in [p for p in self._idle if p.zygote is gone]:
             self._idle.remove(process)
-            process.writer.close()
+            process.close()
         self._count_death(f"the pool's zygote died (exit code {code})", gone.lived_seconds)
 
     def _count_death(self, what: str, lived_seconds: float) -> None:
@@ -168,8 +221,8 @@ class ProcessExecutor:
             pid, ours = await current.fork()
         except ZygoteFailed as error:
             raise TaskCrashed(str(error)) from error
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        return PoolProcess(pid, current, reader, writer)
+        _, channel = await asyncio.get_running_loop().create_unix_connection(TaskChannel, sock=ours)
+        return PoolProcess(pid, current, channel)
 
     async def run(self, function: Callable[..., Any], argument: Any, time_limit_seconds: float) -> None:
         async with self._slots:
@@ -194,7 +247,7 @@ class ProcessExecutor:
             except (asyncio.IncompleteReadError, ConnectionError) as error:
                 process.zygote.expect_exit(process.pid)
                 self._busy.discard(process)
-                process.writer.close()
+                process.close()
                 code = await process.zygote.exit_of(process.pid)
                 raise TaskCrashed(f"the task's process died ({code})") from error
             except BaseException:  # cancelled at the drain's end: the process may be mid-task, so it goes
@@ -204,10 +257,10 @@ class ProcessExecutor:
             self._busy.discard(process)
             if recycle:  # the process exits after this answer; the next task forks a fresh one
                 self.recycled += 1
-                process.writer.close()
+                process.close()
                 log.info("pool process recycled", extra={"pid": process.pid, "tasks": process.tasks_done})
             elif process.zygote.died.done():  # an orphan now: the next task gets one of the new zygote's
-                process.writer.close()
+                process.close()
             else:
                 self._idle.append(process)
         if not ok:
@@ -229,7 +282,7 @@ class ProcessExecutor:
         self._closed = True
         self._stopped.set()
         for process in self._idle:
-            process.writer.close()
+            process.close()
         if self._zygote is not None:
             self._zygote.close()
 

@@ -73,7 +73,6 @@ def simulate(
     replicas_series, ready_series = np.zeros(horizon), np.zeros(horizon)
     pods: collections.deque[float] = collections.deque()  # ready-at times, oldest first
     backlog = 0.0
-    measured: float | None = None
     lag = scenario.metric_lag_seconds
     end = horizon
     queue = RetryingQueue(default_max_attempts()) if accepted_per_second is not None else None
@@ -91,13 +90,11 @@ def simulate(
             attempts, served, backlog = step.attempts, step.acked, queue.messages
             dead_lettered[t], failed[t] = step.dead_lettered, step.failed
         departures[t], backlog_series[t] = served, backlog
-        if ready and attempts >= slots * 0.5:
-            measured = scenario.throughput_per_replica  # the workers' metrics reveal it once they are busy
         seen = backlog_series[t - lag] if t >= lag else 0.0
         busy = attempts / scenario.throughput_per_replica  # the ready pods' busy fractions, summed
         # Spare capacity means the queue ran dry this second: a worker with free slots received nothing.
         ran_dry = attempts < slots if ready else None
-        signals = Signals(float(seen), measured, attempts, busy, ran_dry, served, attempts - served)
+        signals = Signals(float(seen), attempts, busy, ran_dry, served, attempts - served)
         wanted = scaler.step(float(t), signals, len(pods))
         while len(pods) < wanted:
             pods.append(t + scenario.startup_seconds)

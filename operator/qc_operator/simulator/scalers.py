@@ -19,7 +19,7 @@ from typing import Protocol
 
 from qc_operator import scaling, schema
 from qc_operator.spec import DownstreamProtection
-from qc_operator.workers import WorkerStats
+from qc_operator.workers import PodSample, ThroughputEstimator, WorkerStats
 
 KEDA_POLLING_INTERVAL_SECONDS = 30.0
 KEDA_COOLDOWN_SECONDS = scaling.KEDA_COOLDOWN_SECONDS
@@ -31,7 +31,6 @@ class Signals:
     """What a scaler can see at one second of the model."""
 
     backlog: float  # as the metrics pipeline shows it: `Scenario.metric_lag_seconds` old
-    throughput: float | None  # messages/s per busy replica, once the workers' metrics have revealed it
     in_flight: float  # messages being served this second
     busy_replicas: float  # the serving pods' busy fractions, summed (worker metrics: fresh)
     # This second, ready pods had spare capacity: the queue ran dry and they got empty receives. None: no
@@ -97,18 +96,27 @@ class OurScaler:
     _found_empty: bool | None = None
     _acked: float = 0.0  # attempts since the last decision, as the workers' counters rose between scrapes
     _failed: float = 0.0
+    # The throughput per replica as the operator learns it: its own estimator over the scrapes it makes at
+    # its ticks (completions between two scrapes over the busy fractions at both), so known only from the
+    # second tick that finds ready pods, and only once they were busy. The fleet is one counter here.
+    _estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
+    _acked_total: float = 0.0
 
     def step(self, now: float, signals: Signals, current: int) -> int:
         if signals.queue_found_empty is not None:
             self._found_empty = bool(self._found_empty) or signals.queue_found_empty
         self._acked += signals.acked
+        self._acked_total += signals.acked
         self._failed += signals.failed
         if now < self._next:
             return current
         self._next = now + self.interval_seconds
+        ready = signals.queue_found_empty is not None  # no ready pod: nothing answers the scrape
+        scraped = {"fleet": PodSample(self._acked_total, signals.in_flight, signals.busy_replicas)}
+        throughput = self._estimator.update(scraped if ready else {}, now)
         observation = scaling.Observation(
             signals.backlog,
-            signals.throughput,
+            throughput,
             signals.in_flight,
             busy_replicas=signals.busy_replicas,
             queue_found_empty=self._found_empty,
