@@ -1,7 +1,8 @@
 """The queue model: one-second steps of arrivals, service by ready replicas, pod start-up delay and metric
 lag; the scaler sees the backlog as it was `metric_lag_seconds` ago, as a real metrics pipeline shows it,
-and the workers' own metrics (throughput, in flight, busy fractions, empty receives, acks and failed
-attempts) as they are now, as the operator scrapes them from the pods. With a downstream (a trace's
+and the workers' own metrics (in flight, busy fractions, empty receives, acks and failed attempts) as they
+are now, as the operator scrapes them from the pods; the throughput per replica is the scaler's to learn
+from them, as the operator's estimator does (`scalers.OurScaler`). With a downstream (a trace's
 `downstream` column) attempts beyond what it accepts fail and are retried (`simulator.downstream`)."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The two autoscalers compared: ours (the operator's real `scaling.decide`) and KEDA + HPA v2.
 
 Both see the same lagged backlog. Ours also reads what the operator scrapes from the worker pods, which is
-fresh: measured throughput, work in flight, the summed busy fractions, and whether a worker found the queue
-empty since the previous decision (its empty-receive counter rose between two scrapes). KEDA + HPA uses the
+fresh: work in flight, the summed busy fractions, and whether a worker found the queue empty since the
+previous decision (its empty-receive counter rose between two scrapes); it learns the throughput from
+those scrapes with the operator's own estimator. KEDA + HPA uses the
 documented defaults: KEDA polls activity every 30 s, scales 0 -> 1 above the activation value (0) and back
 to 0 after cooldownPeriod 300 s; the HPA syncs every 15 s with tolerance 0.1 on an AverageValue target,
 scale-up max(4 pods, 100%) per 15 s and scale-down stabilization 300 s at 100% per 15 s. The HPA arithmetic
