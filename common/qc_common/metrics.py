@@ -24,6 +24,9 @@ WORKER_EMPTY_RECEIVES: Final = f"{WORKER_PREFIX}_empty_receives_total"
 WORKER_TASKS_IN_FLIGHT: Final = f"{WORKER_PREFIX}_tasks_in_flight"
 WORKER_CAPACITY: Final = f"{WORKER_PREFIX}_capacity_tasks"
 WORKER_BUSY_RATIO: Final = f"{WORKER_PREFIX}_busy_ratio"
+# The busy ratio integrated over time (seconds of the whole capacity busy): its rise between two scrapes
+# over their distance is the interval's mean busy fraction, where two readings of the ratio are two instants.
+WORKER_BUSY_SECONDS: Final = f"{WORKER_PREFIX}_busy_seconds_total"
 WORKER_TASK_DURATION: Final = f"{WORKER_PREFIX}_task_duration_seconds"  # histogram
 WORKER_RECEIVE_TO_ACK: Final = f"{WORKER_PREFIX}_receive_to_ack_seconds"  # histogram
 WORKER_LAST_SUCCESS: Final = f"{WORKER_PREFIX}_last_success_timestamp_seconds"

@@ -3,7 +3,9 @@ flight per pod, measured throughput, and whether the queue was found empty since
 
 Throughput per replica is estimated as completions per second divided by the summed busy fraction: ten
 messages a second from pods busy half the time means twenty a second per fully busy replica. That is the
-capacity figure the latency target needs, and it does not fall when the queue runs dry.
+capacity figure the latency target needs, and it does not fall when the queue runs dry. The busy fraction
+of an interval is the rise of the pod's busy-time counter over it (`mean_busy_fraction`), not the ratio
+read at its two ends: a pod can be idle at both scrapes and busy in between.
 
 A worker counts the receives that, with slots free, got nothing: if any pod's count rose since the previous
 scrape, the queue had nothing to give at some moment of that interval (`scaling.present_backlog` uses it
@@ -31,6 +33,7 @@ class PodSample:
     empty_receives_total: float | None = None  # None: the worker does not export the counter
     failed_by_reason: Mapping[str, float] = field(default_factory=dict)  # task attempts that failed
     rate_share: float | None = None  # the share of the fleet's rate limit it enforces; None: none
+    busy_seconds_total: float | None = None  # the busy ratio integrated over time; None: not exported
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ def parse_pod_metrics(text: str) -> PodSample:
     acked = in_flight = busy = 0.0
     empty: float | None = None
     share: float | None = None
+    busy_seconds: float | None = None
     failed: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -73,7 +77,9 @@ def parse_pod_metrics(text: str) -> PodSample:
                 busy = max(busy, sample.value)
             elif sample.name == names.WORKER_RATE_SHARE and sample.value > 0:  # 0: no share
                 share = sample.value
-    return PodSample(acked, in_flight, busy, empty, failed, share)
+            elif sample.name == names.WORKER_BUSY_SECONDS:
+                busy_seconds = (busy_seconds or 0.0) + sample.value
+    return PodSample(acked, in_flight, busy, empty, failed, share, busy_seconds)
 
 
 def outcomes_since(
@@ -115,6 +121,17 @@ def queue_found_empty(previous: Mapping[str, PodSample], current: Mapping[str, P
     return False if told else None
 
 
+def mean_busy_fraction(before: PodSample, after: PodSample, seconds: float) -> float:
+    """A pod's mean busy fraction between two scrapes `seconds` apart: the rise of its busy time over the
+    interval when both scrapes have it (and it did not go down: a restart), else the mean of the two
+    readings of its ratio, which sees only the two instants (a worker from before the counter)."""
+    if before.busy_seconds_total is not None and after.busy_seconds_total is not None:
+        rise = after.busy_seconds_total - before.busy_seconds_total
+        if rise >= 0:
+            return rise / seconds
+    return (after.busy_ratio + before.busy_ratio) / 2
+
+
 @dataclass
 class ThroughputEstimator:
     """Keeps the previous scrape per pod to turn counters into rates."""
@@ -128,7 +145,7 @@ class ThroughputEstimator:
             before = self.previous.get(pod)
             if before is not None and now > before[0] and sample.acked_total >= before[1].acked_total:
                 completed_per_second += (sample.acked_total - before[1].acked_total) / (now - before[0])
-                busy += (sample.busy_ratio + before[1].busy_ratio) / 2
+                busy += mean_busy_fraction(before[1], sample, now - before[0])
         self.previous = {pod: (now, sample) for pod, sample in samples.items()}
         if busy >= MIN_BUSY_FOR_ESTIMATE and completed_per_second > 0:
             self.estimate = completed_per_second / busy

@@ -103,3 +103,18 @@ def test_failed_attempts_by_reason_between_two_scrapes() -> None:
     stats = summarize({"a": later}, estimator, 5.0)
     assert stats.failure_ratio == 15 / 35
     assert summarize({"a": later}, estimator, 10.0).failure_ratio is None, "nothing attempted"
+
+
+def test_the_busy_time_counter_gives_the_interval_s_mean_where_two_readings_see_two_instants() -> None:
+    text = 'qc_worker_busy_seconds_total{source="rabbitmq",task="t"} 12.5\n'
+    assert parse_pod_metrics(text).busy_seconds_total == 12.5
+    # One long task ran from just after a scrape to just before the next: both readings of the ratio
+    # say idle, the counter says busy the whole 10 s. 50 completions of short tasks beside it alike.
+    counted, readings = ThroughputEstimator(), ThroughputEstimator()
+    counted.update({"a": PodSample(0, 0, 0.0, busy_seconds_total=0.0)}, 0.0)
+    readings.update({"a": PodSample(0, 0, 0.0)}, 0.0)
+    assert counted.update({"a": PodSample(50, 0, 0.0, busy_seconds_total=10.0)}, 10.0) == pytest.approx(5)
+    assert readings.update({"a": PodSample(50, 0, 0.0)}, 10.0) is None  # idle at both instants: no figure
+    # A restarted container's counter went down: its two readings are all there is for that interval.
+    restarted = counted.update({"a": PodSample(60, 1, 1.0, busy_seconds_total=1.0)}, 20.0)
+    assert restarted == pytest.approx(10 / 10 / 0.5)  # 10 completions in 10 s, busy (0 + 1) / 2

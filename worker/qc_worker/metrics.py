@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
 
 from qc_common import metrics as names
 
@@ -33,6 +36,48 @@ DURATION_BUCKETS_SECONDS = (
 def _bare(name: str) -> str:
     # prometheus_client appends _total to counters itself.
     return name.removesuffix("_total")
+
+
+class BusyTime:
+    """The busy fraction integrated over time, in seconds of the whole capacity busy. Advanced at each change
+    of the fraction and read up to now when scraped, so a task that runs for minutes counts as it runs."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._fraction = 0.0
+        self._since = clock()
+        self._seconds = 0.0
+
+    def set_fraction(self, fraction: float) -> None:
+        now = self._clock()
+        self._seconds += self._fraction * (now - self._since)
+        self._fraction, self._since = fraction, now
+
+    def total_seconds(self) -> float:
+        return self._seconds + self._fraction * (self._clock() - self._since)
+
+
+class _BusySecondsCollector:
+    """`BusyTime` as a counter (prometheus_client's Counter cannot be read from a function)."""
+
+    def __init__(self, busy: BusyTime, labels: dict[str, str]) -> None:
+        self._busy = busy
+        self._labels = labels
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            _bare(names.WORKER_BUSY_SECONDS),
+            "The busy ratio integrated over time: seconds of the whole capacity busy.",
+            labels=list(self._labels),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        family.add_metric(list(self._labels.values()), self._busy.total_seconds())
+        yield family
 
 
 class WorkerMetrics:
@@ -113,9 +158,9 @@ class WorkerMetrics:
         # (completions / busy fraction) then stays what an unthrottled replica would do.
         self._waiting_now = 0
         self._share_now = 0.0
-        self._busy.labels(**labels).set_function(
-            lambda: min(1.0, max(0, self._in_flight_now - self._waiting_now) / self.capacity)
-        )
+        self._busy.labels(**labels).set_function(self._busy_fraction)
+        self._busy_time = BusyTime()
+        r.register(_BusySecondsCollector(self._busy_time, labels))
         self._share.labels(**labels).set_function(lambda: self._share_now)
         self._last_success.labels(**labels).set_function(lambda: self._last_success_unix_seconds)
         self._duration_c = self._duration.labels(**labels)
@@ -156,10 +201,15 @@ class WorkerMetrics:
     def lease_extended(self, count: int) -> None:
         self._lease_c.inc(count)
 
+    def _busy_fraction(self) -> float:
+        return min(1.0, max(0, self._in_flight_now - self._waiting_now) / self.capacity)
+
     def set_in_flight(self, in_flight: int) -> None:
         self._in_flight_now = in_flight
+        self._busy_time.set_fraction(self._busy_fraction())
 
     def set_rate_limit(self, waiting: int, share_per_second: float | None) -> None:
         """Messages held waiting for a token, and the share enforced (None: none)."""
         self._waiting_now = waiting
         self._share_now = share_per_second or 0.0
+        self._busy_time.set_fraction(self._busy_fraction())

@@ -98,22 +98,30 @@ class OurScaler:
     _acked: float = 0.0  # attempts since the last decision, as the workers' counters rose between scrapes
     _failed: float = 0.0
     # The throughput per replica as the operator learns it: its own estimator over the scrapes it makes at
-    # its ticks (completions between two scrapes over the busy fractions at both), so known only from the
-    # second tick that finds ready pods, and only once they were busy. The fleet is one counter here.
+    # its ticks (completions between two scrapes over the busy time between them), so known only from the
+    # second tick that finds ready pods, and only once they were busy. The fleet is one pod here.
     _estimator: ThroughputEstimator = field(default_factory=ThroughputEstimator)
     _acked_total: float = 0.0
+    _busy_seconds_total: float = 0.0  # the workers' busy-time counter, summed over the fleet
 
     def step(self, now: float, signals: Signals, current: int) -> int:
         if signals.queue_found_empty is not None:
             self._found_empty = bool(self._found_empty) or signals.queue_found_empty
         self._acked += signals.acked
         self._acked_total += signals.acked
+        self._busy_seconds_total += signals.busy_replicas  # one second at this busy fraction
         self._failed += signals.failed
         if now < self._next:
             return current
         self._next = now + self.interval_seconds
         ready = signals.queue_found_empty is not None  # no ready pod: nothing answers the scrape
-        scraped = {"fleet": PodSample(self._acked_total, signals.in_flight, signals.busy_replicas)}
+        fleet = PodSample(
+            self._acked_total,
+            signals.in_flight,
+            signals.busy_replicas,
+            busy_seconds_total=self._busy_seconds_total,
+        )
+        scraped = {"fleet": fleet}
         throughput = self._estimator.update(scraped if ready else {}, now)
         observation = scaling.Observation(
             signals.backlog,
