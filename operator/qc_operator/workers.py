@@ -15,6 +15,7 @@ shorter than the broker round trip, a worker at full speed holds few messages in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -127,7 +128,7 @@ def mean_busy_fraction(before: PodSample, after: PodSample, seconds: float) -> f
     readings of its ratio, which sees only the two instants (a worker from before the counter)."""
     if before.busy_seconds_total is not None and after.busy_seconds_total is not None:
         rise = after.busy_seconds_total - before.busy_seconds_total
-        if rise >= 0:
+        if 0 <= rise < math.inf:  # NaN and infinities from a broken exporter fall back too
             return rise / seconds
     return (after.busy_ratio + before.busy_ratio) / 2
 

@@ -118,3 +118,11 @@ def test_the_busy_time_counter_gives_the_interval_s_mean_where_two_readings_see_
     # A restarted container's counter went down: its two readings are all there is for that interval.
     restarted = counted.update({"a": PodSample(60, 1, 1.0, busy_seconds_total=1.0)}, 20.0)
     assert restarted == pytest.approx(10 / 10 / 0.5)  # 10 completions in 10 s, busy (0 + 1) / 2
+
+
+@pytest.mark.parametrize("broken", [float("nan"), float("inf"), -5.0])
+def test_a_busy_time_that_is_not_a_finite_rise_falls_back_to_the_two_readings(broken: float) -> None:
+    estimator = ThroughputEstimator()
+    estimator.update({"a": PodSample(0, 1, 0.5, busy_seconds_total=10.0)}, 0.0)
+    estimate = estimator.update({"a": PodSample(20, 1, 0.5, busy_seconds_total=broken)}, 10.0)
+    assert estimate == pytest.approx(4.0)  # 2 completions a second from a pod read busy half the time
