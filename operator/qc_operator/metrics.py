@@ -138,9 +138,9 @@ class OperatorMetrics:
             one = self._series[(namespace, consumer)] = _Series()
         return one
 
-    def series_for(self, namespace: str, consumer: str, source: str) -> dict[str, str]:
-        """The labels of the per-source series; creates, at zero, the series that dashboards and alerts
-        rate() over, so they exist from the first tick. `source` is where the backlog is read from."""
+    def series_for(self, namespace: str, consumer: str, source: str) -> None:
+        """Names the source of the per-source series and creates, at zero, the series that dashboards and
+        alerts rate() over, so they exist from the first tick. `source` is where the backlog is read from."""
         one = self._of(namespace, consumer)
         if one.source != source:  # a new source starts its own series
             one.source, one.source_errors = source, 0.0
@@ -149,7 +149,6 @@ class OperatorMetrics:
         for direction, reasons in SCALE_REASONS.items():
             for reason in reasons:
                 one.scale_events.setdefault((direction, reason), 0.0)
-        return {"namespace": namespace, "consumer": consumer, "source": source}
 
     def source_read(self, namespace: str, consumer: str, seconds: float) -> None:
         """A backlog read's duration (after `series_for` named the source)."""

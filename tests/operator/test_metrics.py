@@ -32,8 +32,9 @@ def test_a_deleted_consumer_leaves_no_series_and_its_neighbour_keeps_its_own() -
     seen = Observed(1, {}, 1, 1, BacklogReading(30), "", WorkerStats({}, 0.0, None, None, None))
     the_plan = plan(the_spec, seen, ScalingState(), ConsumerStatus(), 10.0, 1_010.0, "now")
     for consumer in ("orders", "billing"):
-        labels = metrics.series_for("shop", consumer, the_spec.backlog.backlog_kind)
-        assert labels == {"namespace": "shop", "consumer": consumer, "source": "rabbitmq"}
+        metrics.series_for("shop", consumer, the_spec.backlog.backlog_kind)
+        labels = {"namespace": "shop", "consumer": consumer, "source": "rabbitmq"}
+        assert metrics.registry.get_sample_value(names.OPERATOR_SOURCE_ERRORS, labels) == 0.0
         metrics.source_read("shop", consumer, 0.1)
         metrics.reconciled("shop", consumer, "ok")
         metrics.record("shop", consumer, the_spec, the_plan)
