@@ -129,23 +129,29 @@ def test_the_queue_runs_dry_when_ready_pods_have_spare_capacity() -> None:
     assert all(s.backlog == 0 for s in scaler.seen[40:])
 
 
+def observations(monkeypatch: pytest.MonkeyPatch) -> list[scaling.Observation]:
+    """What our scaler hands `scaling.decide` at each of its decisions, from now on."""
+    seen: list[scaling.Observation] = []
+    real = scaling.decide
+
+    def spy(*args: object, **kwargs: object) -> scaling.Decision:
+        seen.append(args[1])  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaling, "decide", spy)
+    return seen
+
+
 def test_our_scaler_sees_the_queue_found_empty_at_any_second_since_its_last_decision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As the operator reads a counter's delta between two scrapes: one dry second shows at the next tick."""
-    seen: list[bool | None] = []
-    real = scaling.decide
-
-    def spy(*args: object, **kwargs: object) -> scaling.Decision:
-        seen.append(args[1].queue_found_empty)  # type: ignore[attr-defined]
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(scaling, "decide", spy)
+    seen = observations(monkeypatch)
     scaler = OurScaler(our_default_policy(10))  # decides at 0, 5, 10, 15, 20 s
     for t in range(21):
         ran_dry = None if t < 3 else t == 7  # no pod ready until 3 s; the queue ran dry at 7 s only
         scaler.step(float(t), Signals(0.0, 1.0, 1.0, ran_dry), 1)
-    assert seen == [None, False, True, False, False]
+    assert [o.queue_found_empty for o in seen] == [None, False, True, False, False]
 
 
 @pytest.mark.parametrize("lag", [5, 90])
@@ -172,22 +178,16 @@ def test_our_scaler_learns_the_throughput_as_the_operator_does_from_two_scrapes_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The operator's own estimator over its ticks' scrapes: unknown until the second tick that finds a
-    ready pod (the first has nothing to compare with), then completions over the busy fractions. Revealing
+    ready pod (the first has nothing to compare with), then completions over the busy time. Revealing
     it at the first busy second, as the model did, scaled the spikes replay to two replicas where the real
     operator kept one (README, `make bench-keda`)."""
-    seen: list[float | None] = []
-    real = scaling.decide
-
-    def spy(*args: object, **kwargs: object) -> scaling.Decision:
-        seen.append(args[1].throughput_per_replica)  # type: ignore[attr-defined]
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(scaling, "decide", spy)
+    seen = observations(monkeypatch)
     scaler = OurScaler(our_default_policy(10))  # decides at 0, 5, 10, 15, 20 s
     for t in range(21):
         ready = t >= 3  # no pod ready until 3 s; then one, busy half the time, completing 4 messages/s
         signals = Signals(100.0, 2.0, 0.5, False if ready else None, acked=4.0 if ready else 0.0)
         scaler.step(float(t), signals, 1)
-    assert seen[:2] == [None, None]  # nothing ready at 0 s; the first scrape at 5 s has no predecessor
+    throughputs = [o.throughput_per_replica for o in seen]
+    assert throughputs[:2] == [None, None]  # nothing ready at 0 s; the first scrape at 5 s has nothing before
     # 4 completions a second from a pod busy half the time: 8 a second per fully busy replica.
-    assert seen[2:] == [pytest.approx(8.0)] * 3
+    assert throughputs[2:] == [pytest.approx(8.0)] * 3
