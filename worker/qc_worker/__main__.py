@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 
-import uvloop
 from pythonjsonlogger.json import JsonFormatter
 
 from qc_common import tls as common_tls
@@ -144,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    run = uvloop.run if settings.event_loop == "uvloop" else asyncio.run
-    code = run(serve(settings, task, traces))
+    if settings.event_loop == "uvloop":
+        import uvloop  # only when chosen: the asyncio choice keeps uvloop out of the process altogether
+
+        code = uvloop.run(serve(settings, task, traces))
+    else:
+        code = asyncio.run(serve(settings, task, traces))
     if code == 0:
         log.info("stopped")
     return code
