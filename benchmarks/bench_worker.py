@@ -6,7 +6,8 @@
 2. No-op async tasks: messages per second against the raw client's own consume-and-ack loop on the same
    broker, for RabbitMQ and for the Pub/Sub emulator. A broker warms up (the emulator is a JVM that gets
    several times faster over its first runs), so a throwaway raw pass goes first, then raw and ours
-   alternate for `--rounds` rounds and the medians are compared.
+   alternate for `--rounds` rounds and the medians are compared. Both sides run on the event loop
+   `qc-worker` runs by default (uvloop), the raw aio-pika loop too, so the loop is not the difference.
 3. Peak RSS of one `qc-worker` process at 64 in flight with 1 KiB messages.
 4. Against Celery prefork, on whole processes (`benchmarks.bench_processes`): CPU-bound throughput through
    RabbitMQ with `qc-worker` as its own process, and memory per process slot at concurrency 1, 8, 16.
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aio_pika
+import uvloop
 from google.cloud import pubsub_v1
 
 from benchmarks import bench_processes, bench_tasks
@@ -198,12 +200,12 @@ def side_by_side(
 def bench_rabbitmq(broker: RabbitMQ, rounds: int) -> None:
     def raw(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
-        return asyncio.run(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
+        return uvloop.run(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
 
     def ours(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
         source = RabbitMQSource(broker.amqp_url, queue, "", 64)
-        return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
+        return uvloop.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
 
     title = f"No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64"
     side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours, rounds)
@@ -247,7 +249,7 @@ def bench_pubsub(emulator: PubSubEmulator, rounds: int) -> None:
     def ours(name: str) -> float:
         subscription_with_messages(name)
         source = PubSubSource(emulator.project, f"bench-{name}", "")
-        return asyncio.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
+        return uvloop.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
 
     title = f"No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack"
     side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours, rounds)
