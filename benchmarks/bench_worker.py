@@ -29,11 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aio_pika
-import uvloop
 from google.cloud import pubsub_v1
 
 from benchmarks import bench_processes, bench_tasks
@@ -45,7 +45,7 @@ from qc_common import worker_env
 from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime
-from qc_worker.settings import WorkerSettings
+from qc_worker.settings import WorkerSettings, run_on_event_loop
 from qc_worker.sources.base import Source
 from qc_worker.sources.memory import MemorySource
 from qc_worker.sources.pubsub import PubSubSource
@@ -60,6 +60,11 @@ TASKS = "benchmarks.bench_tasks"  # the task module, as `qc-worker` and the pool
 # How long one measured pass may take before the run gives up instead of hanging (a pass takes seconds).
 PASS_TIMEOUT_SECONDS = 600
 PARTS = ("cpu", "rabbitmq", "pubsub", "rss", "celery-cpu", "celery-memory")
+
+
+def on_worker_loop(main: Coroutine[Any, Any, float]) -> float:
+    """Run a side on the loop `qc-worker` runs by default, so both sides of a row share it."""
+    return run_on_event_loop(WorkerSettings.event_loop, main)
 
 
 def cpu_durations(rng: random.Random) -> list[float]:
@@ -200,12 +205,12 @@ def side_by_side(
 def bench_rabbitmq(broker: RabbitMQ, rounds: int) -> None:
     def raw(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
-        return uvloop.run(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
+        return on_worker_loop(raw_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
 
     def ours(queue: str) -> float:
         asyncio.run(fill_rabbitmq(broker.amqp_url, queue, NOOP_MESSAGES))
         source = RabbitMQSource(broker.amqp_url, queue, "", 64)
-        return uvloop.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
+        return on_worker_loop(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 64, NOOP_MESSAGES))
 
     title = f"No-op async tasks, RabbitMQ ({NOOP_MESSAGES} persistent 1 KiB messages, window/prefetch 64"
     side_by_side(title, ("raw aio-pika consume + ack", "qc-worker"), raw, ours, rounds)
@@ -249,7 +254,7 @@ def bench_pubsub(emulator: PubSubEmulator, rounds: int) -> None:
     def ours(name: str) -> float:
         subscription_with_messages(name)
         source = PubSubSource(emulator.project, f"bench-{name}", "")
-        return uvloop.run(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
+        return on_worker_loop(run_runtime(source, f"{TASKS}:noop_task", AsyncExecutor(), 100, NOOP_MESSAGES))
 
     title = f"No-op async tasks, Pub/Sub emulator ({NOOP_MESSAGES} 1 KiB messages; raw: pull(100) + ack"
     side_by_side(title, ("raw client pull + ack", "qc-worker (window 100)"), raw, ours, rounds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 
@@ -10,7 +11,7 @@ import pytest
 from qc_common import worker_env
 from qc_worker import __main__ as qc_worker_cli
 from qc_worker import settings as settings_module
-from qc_worker.settings import SettingsError, WorkerSettings, build_parser, from_args
+from qc_worker.settings import SettingsError, WorkerSettings, build_parser, from_args, run_on_event_loop
 from qc_worker.tasks import TaskOptions, resolve_limits
 
 REQUIRED = ["--task", "m:f", "--source", "rabbitmq", "--rabbitmq-url", "amqp://x", "--rabbitmq-queue", "q"]
@@ -126,3 +127,12 @@ def test_queue_arguments_are_a_json_object() -> None:
             from_args([*REQUIRED, "--rabbitmq-queue-arguments", bad])
     with pytest.raises(SystemExit):
         from_args([*REQUIRED, "--rabbitmq-declare-queue", "maybe"])
+
+
+async def loop_module() -> str:
+    return type(asyncio.get_running_loop()).__module__
+
+
+@pytest.mark.parametrize("event_loop", settings_module.EVENT_LOOPS)
+def test_each_event_loop_choice_runs_the_worker_on_that_loop(event_loop: str) -> None:
+    assert run_on_event_loop(event_loop, loop_module()).split(".")[0] == event_loop

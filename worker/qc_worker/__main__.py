@@ -17,7 +17,7 @@ from qc_worker.executors import AsyncExecutor, Executor, ProcessExecutor
 from qc_worker.metrics import WorkerMetrics
 from qc_worker.runtime import Runtime
 from qc_worker.server import build_app, start_server
-from qc_worker.settings import SettingsError, WorkerSettings, from_args
+from qc_worker.settings import SettingsError, WorkerSettings, from_args, run_on_event_loop
 from qc_worker.sources.base import Source
 from qc_worker.tasks import TaskLoadError, TaskSpec, load_task
 
@@ -143,12 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency": settings.concurrency,
         },
     )
-    if settings.event_loop == "uvloop":
-        import uvloop  # only when chosen: the asyncio choice keeps uvloop out of the process altogether
-
-        code = uvloop.run(serve(settings, task, traces))
-    else:
-        code = asyncio.run(serve(settings, task, traces))
+    code = run_on_event_loop(settings.event_loop, serve(settings, task, traces))
     if code == 0:
         log.info("stopped")
     return code

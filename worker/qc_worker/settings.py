@@ -7,10 +7,12 @@ The operator configures pods through the environment (names in qc_common.worker_
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import os
 import typing
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +20,16 @@ from qc_common import worker_env
 
 SourceKind = Literal["pubsub", "rabbitmq"]
 EVENT_LOOPS = ("uvloop", "asyncio")
+T = typing.TypeVar("T")
+
+
+def run_on_event_loop(event_loop: str, main: Coroutine[typing.Any, typing.Any, T]) -> T:
+    """Run `main` to its end on the loop `WorkerSettings.event_loop` names (one of EVENT_LOOPS)."""
+    if event_loop == "uvloop":
+        import uvloop  # only when chosen: the asyncio choice keeps uvloop out of the process altogether
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 class SettingsError(ValueError):
