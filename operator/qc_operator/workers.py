@@ -75,7 +75,7 @@ def parse_pod_metrics(text: str) -> PodSample:
             elif sample.name == names.WORKER_TASKS_IN_FLIGHT:
                 in_flight += sample.value
             elif sample.name == names.WORKER_BUSY_RATIO:
-                busy = max(busy, sample.value)
+                busy = max(busy, min(sample.value, 1.0))  # a ratio: 5 is one busy pod, NaN none
             elif sample.name == names.WORKER_RATE_SHARE and sample.value > 0:  # 0: no share
                 share = sample.value
             elif sample.name == names.WORKER_BUSY_SECONDS:
@@ -125,11 +125,12 @@ def queue_found_empty(previous: Mapping[str, PodSample], current: Mapping[str, P
 def mean_busy_fraction(before: PodSample, after: PodSample, seconds: float) -> float:
     """A pod's mean busy fraction between two scrapes `seconds` apart: the rise of its busy time over the
     interval when both scrapes have it (and it did not go down: a restart), else the mean of the two
-    readings of its ratio, which sees only the two instants (a worker from before the counter)."""
+    readings of its ratio, which sees only the two instants (a worker from before the counter). The rise
+    counts at most 1: a pod is at most fully busy, whatever a broken exporter or two clocks say."""
     if before.busy_seconds_total is not None and after.busy_seconds_total is not None:
         rise = after.busy_seconds_total - before.busy_seconds_total
         if 0 <= rise < math.inf:  # NaN and infinities from a broken exporter fall back too
-            return rise / seconds
+            return min(1.0, rise / seconds)
     return (after.busy_ratio + before.busy_ratio) / 2
 
 

@@ -126,3 +126,13 @@ def test_a_busy_time_that_is_not_a_finite_rise_falls_back_to_the_two_readings(br
     estimator.update({"a": PodSample(0, 1, 0.5, busy_seconds_total=10.0)}, 0.0)
     estimate = estimator.update({"a": PodSample(20, 1, 0.5, busy_seconds_total=broken)}, 10.0)
     assert estimate == pytest.approx(4.0)  # 2 completions a second from a pod read busy half the time
+
+
+def test_a_pod_counts_at_most_fully_busy_whatever_its_counter_or_ratio_says() -> None:
+    ratio = 'qc_worker_busy_ratio{source="rabbitmq",task="t"} %s\n'
+    read = [parse_pod_metrics(ratio % v).busy_ratio for v in ("5", "+Inf", "NaN", "-1")]
+    assert read == [1.0, 1.0, 0.0, 0.0]
+    estimator = ThroughputEstimator()
+    estimator.update({"a": PodSample(0, 1, 1.0, busy_seconds_total=0.0)}, 0.0)
+    # A rise of a billion seconds in 10 s is one fully busy pod: 20 completions in 10 s, 2 a second.
+    assert estimator.update({"a": PodSample(20, 1, 1.0, busy_seconds_total=1e9)}, 10.0) == pytest.approx(2.0)
