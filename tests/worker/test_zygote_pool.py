@@ -28,7 +28,23 @@ from tests.worker.worker_harness import body, completions
 def test_a_process_is_recycled_after_n_tasks_or_above_m_mib(
     tasks_done: int, resident_mib: float, max_tasks: int, max_memory_mib: int, expected: bool
 ) -> None:
-    assert zygote.should_recycle(tasks_done, resident_mib, max_tasks, max_memory_mib) is expected
+    recycle = zygote.should_recycle(tasks_done, max_tasks, max_memory_mib, lambda: resident_mib)
+    assert recycle is expected
+
+
+def test_the_resident_size_is_read_only_under_a_memory_limit() -> None:
+    reads: list[int] = []
+
+    def resident() -> float:
+        reads.append(1)
+        return 500.0
+
+    assert zygote.should_recycle(1, 0, 0, resident) is False
+    assert zygote.should_recycle(1, 100, 0, resident) is False
+    assert reads == []
+    assert zygote.should_recycle(1, 0, 64, resident) is True
+    assert reads == [1]
+    assert zygote.resident_mib() > 1.0  # this process's own, from /proc/self/statm
 
 
 def message(message_id: str, **extra: object) -> Message:
