@@ -13,8 +13,11 @@ the new Deployments (it works through them at its own API rate limit).
 
 Reads are the apiserver's own count (apiserver_request_total, GET and LIST of resources) over the same
 window, leases (leader election) and non-resource paths (health checks, this script's /metrics) left out.
-At steady state the controllers read from their watches; the apiserver itself reads the `kubernetes`
-endpoints every 10 s (6 a minute); the rest is the operator's, Secrets (one GET per Secret per interval).
+The same window is counted by client too, from the apiserver's audit log of reads (`devstack.audit`: the
+user agent names the operator, kube-controller-manager, the apiserver itself and this script), so the
+operator's share is measured, not inferred: at steady state the controllers read from their watches, the
+apiserver reads the `kubernetes` endpoints every 10 s, and the operator's reads are its Secrets (one GET
+per Secret per interval) and the pods of fleets that have any.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack import audit
 from devstack.binaries import REPO_ROOT
 from devstack.kube import KubeControlPlane
 from devstack.polling import wait_until
@@ -56,6 +61,7 @@ SCALE_TIMEOUT_SECONDS = 10 * INTERVAL_SECONDS
 # The operator container's allocator, as the chart sets it (templates/deployment.yaml; README, "The operator
 # at scale"): freed memory goes back to glibc, whose periodic trim can return it (`qc_operator.allocator`).
 OPERATOR_PYTHONMALLOC = "malloc"
+BENCH_USER_AGENT = "qc-bench-operator"  # this script's own calls, as the audit log names them
 CREATE_THREADS = 8  # concurrent creations: enough to keep the apiserver busy, not so many it times out
 
 
@@ -109,6 +115,7 @@ def prepare(kube: KubeControlPlane, broker: RabbitMQ) -> client.ApiClient:
     api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=str(kube.admin_kubeconfig)
     )
+    api_client.user_agent = BENCH_USER_AGENT  # its own reads apart from the operator's in the audit log
     client.ApiextensionsV1Api(api_client).create_custom_resource_definition(yaml.safe_load(CRD.read_text()))
     core = client.CoreV1Api(api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
@@ -241,6 +248,17 @@ def api_reads(api_client: client.ApiClient) -> dict[str, float]:
     return reads
 
 
+def reads_per_minute_by_client(
+    counts: Mapping[tuple[str, str], int], seconds: float
+) -> dict[str, dict[str, float]]:
+    """client -> resource -> reads a minute, the operator first, then the busiest."""
+    by_client: dict[str, dict[str, float]] = {}
+    for (name, resource), count in counts.items():
+        by_client.setdefault(name, {})[resource] = count * 60 / seconds
+    order = sorted(by_client, key=lambda name: (name != "operator", -sum(by_client[name].values())))
+    return {name: by_client[name] for name in order}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_operator",
@@ -252,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     create_timeout_seconds = max(CREATE_TIMEOUT_SECONDS, CREATE_TIMEOUT_SECONDS_PER_CONSUMER * args.consumers)
     with tempfile.TemporaryDirectory() as directory:
-        kube, broker = KubeControlPlane(Path(directory) / "kube"), RabbitMQ(Path(directory) / "rabbitmq")
+        kube = KubeControlPlane(Path(directory) / "kube", audit_reads=True)
+        broker = RabbitMQ(Path(directory) / "rabbitmq")
         operator = None
         try:
             api_client = prepare(kube, broker)
@@ -307,9 +326,11 @@ def main(argv: list[str] | None = None) -> int:
             counter.reset()
             reads_before = api_reads(api_client)
             load_before = os.getloadavg()[0]
-            cpu_before, started = cpu_seconds(operator.pid), time.monotonic()
+            cpu_before, started, started_unix = cpu_seconds(operator.pid), time.monotonic(), time.time()
             time.sleep(args.steady_seconds)
             elapsed = time.monotonic() - started
+            with kube.audit_log.open(encoding="utf-8") as log_lines:
+                by_client = audit.reads_by_client(log_lines, started_unix, started_unix + elapsed)
             reads = {k: v - reads_before.get(k, 0.0) for k, v in api_reads(api_client).items()}
             cpu = (cpu_seconds(operator.pid) - cpu_before) / elapsed
             load = (load_before + os.getloadavg()[0]) / 2
@@ -345,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"API reads per minute, steady           {sum(per_minute.values()):6.1f}   (GET+LIST)")
             print(f"  of which Secrets                     {per_minute.get('secrets', 0.0):6.1f}")
             print("  by resource: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(per_minute.items())))
+            print("API reads per minute by client, steady (the apiserver's audit log):")
+            for name, resources in reads_per_minute_by_client(by_client, elapsed).items():
+                listed = ", ".join(f"{k} {v:.1f}" for k, v in sorted(resources.items()))
+                print(f"  {name:<36} {sum(resources.values()):6.1f}   ({listed})")
             print(
                 f"kube-controller-manager status writes  {controller_per_minute:6.1f}   per minute (not ours)"
             )

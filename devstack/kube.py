@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from devstack import binaries, certificates, netns
+from devstack import audit, binaries, certificates, netns
 from devstack.process import ManagedProcess, free_port
 
 ADMIN_USER = "qc-admin"
@@ -98,6 +98,11 @@ class KubeControlPlane:
     api_port: int = 0
     admin_token: str = ""
     with_node: bool = False  # a real kubelet will join: run kube-scheduler and the node-lifecycle controller
+    audit_reads: bool = False  # log every GET and LIST (metadata only) to `audit_log`: who reads what
+
+    @property
+    def audit_log(self) -> Path:
+        return self.directory / "audit.log"
 
     @property
     def server(self) -> str:
@@ -185,6 +190,7 @@ class KubeControlPlane:
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
                 *_aggregation_flags(pki),
+                *(audit.reads_flags(self.directory, self.audit_log) if self.audit_reads else []),
             ],
             lambda: self._readyz(),
         )

@@ -7,6 +7,7 @@ when what we want differs from what is there, so a steady state makes no API wri
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 from collections.abc import Mapping
@@ -20,6 +21,16 @@ from qc_common import api
 from qc_operator import secrets
 from qc_operator.errors import ApiRejected, OwnershipConflict
 from qc_operator.sources.base import SecretKeyRef
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("queue-consumer-operator")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+USER_AGENT = f"qc-operator/{_version()}"  # how the apiserver's audit log names this client's calls
 
 
 @dataclass(frozen=True)
@@ -59,14 +70,17 @@ class WorkerPod:
 
 
 def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """From `kubeconfig`, else $KUBECONFIG, else the pod's in-cluster credentials."""
+    """From `kubeconfig`, else $KUBECONFIG, else the pod's in-cluster credentials; it names itself
+    `USER_AGENT` to the apiserver (its audit log), beside kopf's own `kopf/<version>`."""
     path = kubeconfig or os.environ.get("KUBECONFIG")
     if path:
         api_client: client.ApiClient = config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
-        return api_client
-    configuration = client.Configuration()
-    config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return client.ApiClient(configuration)
+    else:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        api_client = client.ApiClient(configuration)
+    api_client.user_agent = USER_AGENT
+    return api_client
 
 
 def deployment_state(deployment: Any) -> DeploymentState:
