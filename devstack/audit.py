@@ -45,20 +45,30 @@ def client_of(user_agent: str) -> str:
     return user_agent.split("/", 1)[0].strip() or "unnamed"
 
 
+def _read(line: str) -> tuple[float, str, str, str] | None:
+    """(received, unix seconds; verb; resource; user agent) of a completed request's event, else None:
+    a line cut short by a stop, or anything not shaped like an audit event, is not a read to count."""
+    try:
+        event = json.loads(line)
+        if not isinstance(event, dict) or event.get("stage") != "ResponseComplete":
+            return None
+        stamp = event["requestReceivedTimestamp"]
+        received = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        reference = event.get("objectRef") or {}
+        resource, verb, agent = reference.get("resource", ""), event.get("verb"), event.get("userAgent", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if isinstance(verb, str) and isinstance(resource, str) and isinstance(agent, str):
+        return received, verb, resource, agent
+    return None
+
+
 def reads_by_client(lines: Iterable[str], start_unix: float, end_unix: float) -> Counter[tuple[str, str]]:
     """(client, resource) -> GETs and LISTs received in [start_unix, end_unix), from audit log lines
     (leases, the leader elections', and non-resource paths such as /metrics and /readyz left out)."""
     counts: Counter[tuple[str, str]] = Counter()
-    for line in lines:
-        try:
-            event = json.loads(line)
-            received = datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00"))
-        except (ValueError, KeyError, AttributeError):
-            continue  # a line cut short by a rotation or a stop: not a read to count
-        if event.get("stage") != "ResponseComplete" or event.get("verb") not in ("get", "list"):
-            continue
-        resource = (event.get("objectRef") or {}).get("resource", "")
-        if resource in ("", "leases") or not start_unix <= received.timestamp() < end_unix:
-            continue
-        counts[(client_of(event.get("userAgent", "")), resource)] += 1
+    for event in filter(None, map(_read, lines)):
+        received, verb, resource, agent = event
+        if verb in ("get", "list") and resource not in ("", "leases") and start_unix <= received < end_unix:
+            counts[(client_of(agent), resource)] += 1
     return counts

@@ -48,6 +48,12 @@ def test_reads_in_the_window_are_counted_by_client_and_resource() -> None:
         "not json",
         json.dumps({"stage": "ResponseComplete", "verb": "get"}),  # no timestamp
         event(9, "qc-operator/0.1.0")[:40],  # cut short
+        "5",  # JSON, but no event
+        "[1]",
+        event(10, "qc-operator/0.1.0", objectRef=[1]),
+        event(11, 7),  # a user agent that is not a string
+        event(12, "qc-operator/0.1.0", requestReceivedTimestamp=5),
+        event(13, "qc-operator/0.1.0", verb=None),
     ]
     counts = audit.reads_by_client(lines, START, START + 60)
     assert counts == {
